@@ -1,0 +1,53 @@
+"Memory helpers without psutil (and without /proc), simulated in fresh processes"
+import subprocess, sys, json, textwrap
+
+def _run(code):
+    out = subprocess.run([sys.executable, '-c', textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+_PRE = """
+import sys, json, warnings, subprocess, time
+sys.modules['psutil'] = None          # `import psutil` now raises ImportError
+warnings.simplefilter('always')
+import fastai_memstream.callback as cb
+assert cb._psutil is None
+"""
+
+def test_without_psutil_reads_proc_and_warns_once():
+    res = _run(_PRE + """
+with warnings.catch_warnings(record=True) as w:
+    warnings.simplefilter('always')
+    ms = [cb.memory_info() for _ in range(3)]
+    p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])
+    time.sleep(0.2)
+    mc = cb.memory_info(children=True)
+    p.kill(); p.wait()
+    rss = cb.get_memory_mb()
+    with cb.MemorySampler(interval=0.01, children=True) as s: time.sleep(0.1)
+msgs = [str(x.message) for x in w if 'psutil' in str(x.message)]
+print(json.dumps(dict(msgs=msgs, m=ms[-1], mc=mc, rss=rss, peak=s.peak_mb, n=len(s.samples))))
+""")
+    assert len(res['msgs']) == 1 and 'psutil is not installed' in res['msgs'][0]
+    m = res['m']
+    for k in ('rss_mb', 'anon_mb', 'file_mb', 'uss_mb'): assert m[k] > 0, k   # Linux: all from /proc (USS from smaps_rollup)
+    assert abs(m['anon_mb'] + m['file_mb'] - m['rss_mb']) < 2
+    assert res['mc']['child_n'] >= 1 and res['mc']['child_rss_mb'] > 0   # children found by scanning /proc
+    assert res['rss'] > 0 and res['peak'] > 0 and res['n'] >= 3
+
+def test_without_psutil_or_proc_gives_fewer_fields():
+    res = _run(_PRE + """
+from pathlib import Path
+cb._PROC = Path('/nonexistent-proc')  # a platform without /proc
+with warnings.catch_warnings(record=True) as w:
+    warnings.simplefilter('always')
+    ms = [cb.memory_info(children=True) for _ in range(3)]
+    with cb.MemorySampler(interval=0.01, children=True) as s: time.sleep(0.05)
+msgs = [str(x.message) for x in w if 'psutil' in str(x.message)]
+print(json.dumps(dict(msgs=msgs, m=ms[-1], rss=cb.get_memory_mb(), peak=s.peak_mb, child=s.peak_children_mb)))
+""")
+    assert len(res['msgs']) == 1 and 'no /proc' in res['msgs'][0]
+    m = res['m']
+    assert m['rss_mb'] > 0 and res['rss'] > 0 and res['peak'] > 0   # peak RSS from `resource`
+    for k in ('uss_mb', 'anon_mb', 'file_mb', 'child_n', 'child_rss_mb'): assert m[k] is None, k
+    assert res['child'] is None
