@@ -103,3 +103,29 @@ def test_oracle_xlnet(xlnet, msl, stride):
     assert xlnet.padding_side == 'left'
     n, bugs = compare(xlnet, squad_rows(), msl, stride)
     print(f"XLNet {msl}/{stride}: {n} features equal to run_qa ({bugs} where run_qa's start label leaves the context)")
+
+@pytest.mark.parametrize('which', ['bert', 'xlnet'])
+def test_long_context_pieces_tokenize_like_one_call(which, request):
+    "Contexts beyond _LONG_CONTEXT characters are tokenized in pieces cut before whitespace: same ids and offsets as one call"
+    tok = request.getfixturevalue(which)
+    proc = StreamingSquadProcessor(tok, progress=False, verbose=False)
+    text = sample_data('wikitext-2/valid.txt').read_text(encoding='utf-8')[:300_000]
+    ids,offs = proc._encode_long(text, piece=5000)
+    whole = proc._bt.encode(text, add_special_tokens=False)
+    assert ids.tolist() == whole.ids and [tuple(o) for o in offs.tolist()] == whole.offsets
+
+def test_streamed_cache_equals_run_qa(bert, tmp_path):
+    "The streaming path (nested JSON reader, small chunks, cache files, memory-mapped load) gives the recipe's features too"
+    from fastai_memstream.squad import ChunkedCacheManager
+    cm = ChunkedCacheManager(tmp_path, chunk_size=7)
+    proc = StreamingSquadProcessor(bert, 128, 32, streaming_chunk_size=23, progress=False, verbose=False)
+    n = proc.process_dataset_streaming(sample_data('squad-v2/dev-v2.0-subset.json'), 'validation', cache_manager=cm)
+    ds = cm.load(sample_data('squad-v2/dev-v2.0-subset.json'), 'validation')
+    ref = run_qa_features(bert, squad_rows(), 128, 32)
+    assert n == len(ds) == len(ref)
+    # each streamed chunk of 23 examples is committed as files of at most 7 examples (an example is never split across files)
+    n_files = len(list(cm.split_dir(sample_data('squad-v2/dev-v2.0-subset.json'), 'validation').glob('features-*.arrow')))
+    assert n_files == 9*4 + 1 == len(cm.manifest(sample_data('squad-v2/dev-v2.0-subset.json'), 'validation')['chunks'])
+    for f, r in zip(ds, ref):
+        p = pad_features(f, bert, 128)
+        assert all(p[k] == r[k] for k in ('input_ids', 'token_type_ids', 'offset_mapping', 'start_positions', 'end_positions', 'example_id'))
