@@ -197,6 +197,7 @@ def test_property_labels_point_at_the_answer(tok, seed):
     rows = corrupt(squad_rows(), rng)
     p = StreamingSquadProcessor(tok, 128, 32, progress=False, verbose=False)
     feats,exs = p.featurize(rows)
+    feats,exs = list(feats),list(exs)
     golds = {e['example_id']: e['answers']['text'] for e in exs}
     n = 0
     for f,span in zip(feats, labelled_spans(feats, exs)):
@@ -206,9 +207,11 @@ def test_property_labels_point_at_the_answer(tok, seed):
     st = p.stats
     assert n > 50 and st['answers_repaired'] > 10 and st['answers_unplaced'] > 0 and st['answer_starts_coerced'] > 0
     # every example with a placeable answer keeps it; one without any is unanswerable in every window
+    by_ex = {}
+    for f in feats: by_ex.setdefault(f['example_id'], []).append(f)
     for e in exs:
         placed = any(s >= 0 for s in e['answers']['answer_start'])
-        fs = [f for f in feats if f['example_id'] == e['example_id']]
+        fs = by_ex[e['example_id']]
         if not placed: assert all(f['start_positions'] == f['cls_index'] for f in fs)
 
 def test_few_mb_context_streams_in_bounded_memory(tok):

@@ -66,7 +66,9 @@ def test_all_layouts_give_the_same_features(bert, tmp_path):
     for i,src in enumerate(srcs):
         cm = ChunkedCacheManager(tmp_path/f'c{i}', chunk_size=40)
         p = P(bert, 128, 32, streaming_chunk_size=60)
-        p.process_dataset_streaming(src, 'validation', cache_manager=cm, name='sq')
+        if isinstance(src, type(iter([]))):  # a generator can't be fingerprinted: rebuilt, never reused
+            with pytest.warns(UserWarning, match='random fingerprint'): p.process_dataset_streaming(src, 'validation', cache_manager=cm, name='sq')
+        else: p.process_dataset_streaming(src, 'validation', cache_manager=cm, name='sq')
         assert table(cm.load('sq', 'validation')).equals(ref), src
         assert p.stats['examples'] == 208 and cm.load_examples('sq', 'validation')['example_id'] == [r['id'] for r in rows]
 
