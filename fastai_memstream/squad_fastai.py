@@ -94,6 +94,7 @@ _EVAL_COLS = ['input_ids', 'cls_index', 'example_id', 'total_segments', 'offset_
 
 class SquadFeatures:
     "Features, examples and parameters of one SQuAD split, read from memory-mapped Arrow; pickles only its source"
+    n_inp = 1   # batches are (x, start_positions, end_positions, feature_idx): one input
     def __init__(self, feats, # `datasets.Dataset` of features (the cache contract's columns)
                  examples=None, # `datasets.Dataset` of examples (`example_id`, `context`, `question`, `answers`, ...)
                  params:dict=None, # The cache's manifest params (`padding_side`, `pad_token_id`, `mem_read_ids`, ...)
@@ -223,8 +224,8 @@ class SquadPostProcessor:
             end_logits, # (bs, seq_len)
             feature_idxs): # (bs,) index of each row's feature in `feats`; rows with -1 are skipped
         "Add the logits of one batch; finish the examples whose windows have now all been seen"
-        sl,el = [np.asarray(to_detach(o).float().numpy() if torch.is_tensor(o) else o, dtype=np.float32) for o in (start_logits, end_logits)]
-        fi = np.asarray(to_detach(feature_idxs).numpy() if torch.is_tensor(feature_idxs) else feature_idxs).reshape(-1)
+        sl,el = [np.asarray(o.detach().float().cpu().numpy() if torch.is_tensor(o) else o, dtype=np.float32) for o in (start_logits, end_logits)]
+        fi = np.asarray(feature_idxs.detach().cpu().numpy() if torch.is_tensor(feature_idxs) else feature_idxs).reshape(-1)
         rows = np.nonzero(fi >= 0)[0]
         if not len(rows): return
         ev = self.feats.eval_rows(fi[rows])
@@ -320,8 +321,11 @@ class QAModel(nn.Module):
     def __init__(self, model:nn.Module): # An `AutoModelForQuestionAnswering`-style model
         super().__init__()
         self.model = model
+    @property
+    def device(self)->torch.device: return next(self.parameters()).device
     def _inputs(self, args, kwargs)->dict:
         if len(args) == 1 and isinstance(args[0], dict): return {**args[0], **kwargs}
+        if len(args) == 1 and isinstance(args[0], (tuple, list)): args = tuple(args[0])   # fastai's `model(*xb)` with one tuple input
         if all(torch.is_tensor(a) for a in args) and len(args) <= 3: return {**dict(zip(_POSITIONAL, args)), **kwargs}
         raise TypeError(f"QAModel takes a dict of inputs or (input_ids, attention_mask, token_type_ids), got {[type(a).__name__ for a in args]}")
     def forward(self, *args, **kwargs):

@@ -1,0 +1,83 @@
+"Training tiny QA models (built from configs) on the shipped SQuAD v2 subset lowers the loss; workers; metrics run"
+import os, pickle
+os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('HF_DATASETS_OFFLINE', '1')
+import numpy as np, pytest, torch
+from fastai.data.core import DataLoaders
+from fastai.torch_core import set_seed
+from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering, XLNetConfig, XLNetForQuestionAnsweringSimple
+from fastai_memstream.core import sample_data
+from fastai_memstream.squad import StreamingSquadProcessor, ChunkedCacheManager, configure_memory_tokens, make_test_xlnet_tokenizer
+from fastai_memstream.squad_fastai import *
+
+torch.set_num_threads(1)
+N_EX = 60
+
+@pytest.fixture(scope='module')
+def caches(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('sqf')
+    src = str(sample_data('squad-v2/dev-v2.0-subset.json'))
+    btok = AutoTokenizer.from_pretrained(str(sample_data('bert-base-uncased')))
+    cm_b = ChunkedCacheManager(tmp/'bert')
+    StreamingSquadProcessor(btok, max_seq_length=128, doc_stride=32, progress=False, verbose=False).process_dataset_streaming(
+        src, 'validation', max_examples=N_EX, cache_manager=cm_b, name='squad_v2')
+    xtok = make_test_xlnet_tokenizer(tmp/'xtok'); configure_memory_tokens(xtok, 2)
+    cm_x = ChunkedCacheManager(tmp/'xlnet')
+    StreamingSquadProcessor(xtok, max_seq_length=96, doc_stride=32, max_query_length=32, progress=False, verbose=False).process_dataset_streaming(
+        src, 'validation', max_examples=N_EX, cache_manager=cm_x, name='squad_v2')
+    return (SquadFeatures.from_cache(cm_b.cache_dir, 'squad_v2', 'validation'), btok,
+            SquadFeatures.from_cache(cm_x.cache_dir, 'squad_v2', 'validation'), xtok)
+
+def _fit_and_compare(learn, epochs, lr):
+    "Loss on the fixed (unshuffled) training subset before and after training"
+    with learn.no_bar(), learn.no_logging():
+        before = learn.validate(dl=learn.dls.valid)[0]
+        learn.fit_one_cycle(epochs, lr)
+        after = learn.validate(dl=learn.dls.valid)[0]
+    return before,after
+
+def test_bert_training_lowers_loss(caches):
+    bf,btok,_,_ = caches
+    set_seed(0)
+    dls = SquadDataLoaders.from_features(bf, bf, bs=16, device='cpu')   # valid = the same fixed subset, unshuffled
+    m = BertForQuestionAnswering(BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128, vocab_size=len(btok)))
+    learn = squad_learner(dls, m)
+    before,after = _fit_and_compare(learn, 6, 3e-3)
+    print(f"BERT loss {before:.3f} -> {after:.3f}")
+    assert after < 0.7*before, (before, after)
+    r = learn.validate()
+    assert len(r) == 1 + 6 and all(v is not None for v in r)                 # loss + the six SQuAD scores
+
+def test_xlnet_memory_training_lowers_loss(caches):
+    _,_,xf,xtok = caches
+    set_seed(0)
+    dls = SquadDataLoaders.from_features(xf, xf, bs=8, time_step_major=True, device='cpu')
+    m = MemoryQAModel(XLNetForQuestionAnsweringSimple(XLNetConfig(d_model=64, n_layer=2, n_head=2, d_inner=128, vocab_size=len(xtok))),
+                      xf.mem_read_ids, xf.mem_write_ids, gated=True)
+    learn = squad_learner(dls, m)
+    before,after = _fit_and_compare(learn, 4, 3e-3)
+    print(f"XLNet+memory loss {before:.3f} -> {after:.3f}")
+    assert after < 0.7*before, (before, after)
+    assert learn.model.init_memory.grad is not None                          # the learned initial memory is trained
+
+def test_xlnet_plain_and_tuple_inputs(caches):
+    _,_,xf,xtok = caches
+    dls = SquadDataLoaders.from_features(xf, valid_pct=0.25, seed=1, bs=16, as_dict=False, device='cpu')
+    x = dls.one_batch()[0]
+    assert isinstance(x, tuple) and len(x) == 3
+    m = XLNetForQuestionAnsweringSimple(XLNetConfig(d_model=64, n_layer=2, n_head=2, d_inner=128, vocab_size=len(xtok)))
+    learn = squad_learner(dls, m)
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
+    assert np.isfinite(learn.recorder.values[-1][0])
+
+def test_workers_give_the_same_batches(caches):
+    bf,_,xf,_ = caches
+    assert len(pickle.dumps(bf)) < 500                                       # workers get the path, not the data
+    dls0 = SquadDataLoaders.from_features(bf, bf, bs=8, device='cpu', num_workers=0)
+    dls2 = SquadDataLoaders.from_features(bf, bf, bs=8, device='cpu', num_workers=2)
+    for a,b in zip(dls0.valid, dls2.valid, strict=True):
+        assert torch.equal(a[0]['input_ids'], b[0]['input_ids']) and torch.equal(a[-1], b[-1])
+    t0,t2 = TimeStepMajorDataLoader(xf, bs=4, num_workers=0),TimeStepMajorDataLoader(xf, bs=4, num_workers=2)
+    for a,b in zip(t0, t2, strict=True):
+        assert torch.equal(a[-1], b[-1]) and torch.equal(a[0]['time_step'], b[0]['time_step'])
+    seen = sorted(int(i) for b in TimeStepMajorDataLoader(xf, bs=4, shuffle=True, num_workers=2) for i in b[-1] if i >= 0)
+    assert seen == list(range(len(xf)))
