@@ -92,11 +92,13 @@ def test_hub_id_dispatch(bert, monkeypatch, tmp_path):
 # ---- fingerprint ---------------------------------------------------------------------------------------------------
 
 def test_fingerprint_never_reuses_another_setting(bert, xlnet, tmp_path):
-    cm = ChunkedCacheManager(tmp_path)
-    def build(tok, *a, **kw):
-        p = P(tok, *a)
-        p.process_dataset_streaming(SQUAD, 'validation', max_examples=30, cache_manager=cm, **kw)
-        return cm.manifest(SQUAD, 'validation')
+    src = tmp_path/'squad.json'
+    shutil.copy(SQUAD, src)
+    cm = ChunkedCacheManager(tmp_path/'c')
+    def build(tok, *a, mx=30, obr='raise', mql=64, **kw):
+        p = P(tok, *a, on_bad_record=obr, max_query_length=mql)
+        p.process_dataset_streaming(src, 'validation', max_examples=mx, cache_manager=cm, **kw)
+        return cm.manifest(src, 'validation')
     m0 = build(bert, 128, 32)
     assert build(bert, 128, 32)['created'] == m0['created']  # same settings: reused, not rebuilt
     bert2 = copy.deepcopy(bert); bert2.add_tokens(['normandyx'])
@@ -104,14 +106,15 @@ def test_fingerprint_never_reuses_another_setting(bert, xlnet, tmp_path):
     fps = {m0['fingerprint']}
     for what,(tok,a,kw) in {'tokenizer': (xlnet, (128, 32), {}), 'vocabulary': (bert2, (128, 32), {}), 'memory': (mem, (128, 32), {}),
                             'max_seq_length': (bert, (120, 32), {}), 'doc_stride': (bert, (128, 40), {}),
-                            'max_n_segs': (bert, (128, 32), {'max_n_segs': 1})}.items():
+                            'max_n_segs': (bert, (128, 32), {'max_n_segs': 1}), 'max_query_length': (bert, (128, 32), {'mql': 20}),
+                            'max_examples': (bert, (128, 32), {'mx': 31}), 'on_bad_record': (bert, (128, 32), {'obr': 'skip'})}.items():
         m = build(tok, *a, **kw)
         assert m['fingerprint'] not in fps, what
         fps.add(m['fingerprint'])
-    assert m['params']['max_n_segs'] == 1 and all(f['segment_index'] == 0 for f in cm.load(SQUAD, 'validation'))
-    m = build(bert, 128, 32)  # back to the first settings: rebuilt with the first fingerprint
-    assert m['fingerprint'] == m0['fingerprint'] and m['created'] != m0['created'] or m['fingerprint'] == m0['fingerprint']
-    assert cm.manifest(SQUAD, 'validation')['params']['tokenizer_fingerprint'] == m0['params']['tokenizer_fingerprint']
+        if what == 'max_n_segs': assert m['params']['max_n_segs'] == 1 and all(f['segment_index'] == 0 for f in cm.load(src, 'validation'))
+    time.sleep(0.01); src.write_text(src.read_text())  # same bytes, new modification time: the input may have changed
+    assert build(bert, 128, 32)['fingerprint'] not in fps
+    assert cm.manifest(src, 'validation')['params']['tokenizer_fingerprint'] == m0['params']['tokenizer_fingerprint']
 
 # ---- memory tokens -------------------------------------------------------------------------------------------------
 
