@@ -1,0 +1,58 @@
+"RSSLogger in a real training loop: the printed results table, DataLoader workers, no false leak with workers"
+import warnings, re
+import numpy as np, torch, pytest
+from torch.utils.data import TensorDataset
+from fastai.data.core import TfmdDL, DataLoaders
+from fastai.callback.progress import ProgressCallback
+from fastai.test_utils import synth_learner
+from fastai_memstream.callback import RSSLogger
+
+def _worker_dls(num_workers, n=64, bs=16):
+    x = torch.randn(bs*n, 1)
+    ds = TensorDataset(x, 2*x + 3)
+    return DataLoaders(TfmdDL(ds, bs=bs, shuffle=True, num_workers=num_workers),
+                       TfmdDL(TensorDataset(x[:64], 2*x[:64]+3), bs=bs, num_workers=num_workers))
+
+def test_column_in_printed_table(capsys):
+    learn = synth_learner(n_trn=20, cbs=RSSLogger(cols=('rss_mb', 'anon_mb', 'peak_rss_mb')))
+    assert any(isinstance(cb, ProgressCallback) for cb in learn.cbs)
+    learn.fit(3)
+    out = capsys.readouterr().out
+    lines = [l.strip() for l in out.splitlines() if l.strip()]
+    hdr = next(l for l in lines if l.startswith('epoch'))
+    assert hdr.split() == ['epoch', 'train_loss', 'valid_loss', 'rss_mb', 'anon_mb', 'peak_rss_mb', 'time'], hdr
+    rows = [l.split() for l in lines if re.match(r'^\d+\s', l)]
+    h = learn.rss_logger.history
+    assert len(rows) == 3
+    for r, (_, e) in zip(rows, h.iterrows()):
+        assert float(r[3]) == pytest.approx(round(e.rss_mb, 1)) and float(r[4]) == pytest.approx(round(e.anon_mb, 1))
+        assert float(r[5]) == pytest.approx(round(e.peak_rss_mb, 1))
+
+def test_workers_appear_with_num_workers_2():
+    learn = synth_learner(data=_worker_dls(2), cbs=RSSLogger(interval=0.02))
+    with warnings.catch_warnings(record=True) as w, learn.no_bar(), learn.no_logging():
+        warnings.simplefilter('always')
+        learn.fit(3)
+    assert [str(x.message) for x in w if 'leak' in str(x.message)] == []
+    h = learn.rss_logger.history
+    assert len(h) == 3
+    assert (h.workers_n == 2).all(), h.workers_n
+    assert (h.workers_rss_mb > 50).all()                       # two forked copies of a torch process
+    assert (h.workers_uss_mb > 0).all() and (h.workers_uss_mb < h.workers_rss_mb).all()   # workers share pages with the parent
+    assert ((h.workers_anon_mb + h.workers_file_mb) <= h.workers_rss_mb + 4).all()
+    assert (h.workers_peak_rss_mb >= h.workers_rss_mb).all()
+    assert (h.rss_mb > 0).all()
+    ax = learn.rss_logger.plot()
+    assert 'workers RSS (sum of 2)' in [l.get_label() for l in ax.get_lines()]
+
+def test_no_workers_means_zero_workers():
+    learn = synth_learner(data=_worker_dls(0, n=8), cbs=RSSLogger())
+    with learn.no_bar(), learn.no_logging(): learn.fit(2)
+    h = learn.rss_logger.history
+    assert (h.workers_n == 0).all() and (h.workers_rss_mb == 0).all()
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match='choose from'): RSSLogger(cols=('rss',))
+    with pytest.raises(ValueError, match='interval'): RSSLogger(interval=0)
+    with pytest.raises(ValueError, match='leak_epochs'): RSSLogger(leak_epochs=0)
+    with pytest.raises(ValueError, match='empty'): RSSLogger().plot()
