@@ -1,12 +1,12 @@
 """Overhead of `RSSLogger` on a fastai training loop, against the same loop without it, measured in the same run.
 
-    python bench/bench_callback.py            # about a minute on a quiet 2-core machine
+    python bench/bench_callback.py            # about two minutes
     python bench/bench_callback.py --quick    # a few seconds (smoke test)
 
 A synth_learner (fastai.test_utils) trains for `--epochs` epochs of `--batches` batches, with and without `RSSLogger`,
 runs interleaved; the table gives the median fit time, its ratio to the baseline and the time added per epoch.
 Then the cost of one reading of each helper."""
-import argparse, time, statistics, os, warnings
+import argparse, time, statistics, os, warnings, collections
 warnings.filterwarnings('ignore')
 import torch
 from fastai.test_utils import synth_learner
@@ -28,7 +28,7 @@ def main(argv=None):
     p.add_argument('--quick', action='store_true', help='tiny sizes, one repeat (smoke test)')
     p.add_argument('--batches', type=int, default=1000, help='training batches per epoch')
     p.add_argument('--epochs', type=int, default=3)
-    p.add_argument('--repeats', type=int, default=3)
+    p.add_argument('--repeats', type=int, default=5)
     a = p.parse_args(argv)
     if a.quick: a.batches,a.epochs,a.repeats = 30,2,1
     torch.set_num_threads(1)
@@ -46,6 +46,20 @@ def main(argv=None):
     for k,v in times.items():
         m = statistics.median(v)
         print(f"{k:30} {m:8.3f} {m/base:7.3f} {(m-base)/a.epochs*1e3:9.1f}")
+    print(f"\ntime spent inside RSSLogger's events (the training loop's share; the sampling thread runs beside it)")
+    for interval in (0.1, None):
+        T = collections.defaultdict(float)
+        class Timed(RSSLogger):
+            def __call__(self, ev):
+                t = time.perf_counter(); r = super().__call__(ev); T[ev] += time.perf_counter() - t; return r
+        learn = synth_learner(n_trn=a.batches, n_val=2, cbs=Timed(interval=interval))
+        with learn.no_bar(), learn.no_logging():
+            t = time.perf_counter(); learn.fit(a.epochs); tot = time.perf_counter() - t
+        n_b = (a.batches + 2)*a.epochs
+        per_epoch = sum(v for k,v in T.items() if k in ('after_validate','after_epoch','before_epoch'))/a.epochs
+        per_batch = sum(v for k,v in T.items() if k not in ('after_validate','after_epoch','before_epoch','before_train','before_fit','after_fit'))/n_b
+        print(f"interval={interval}: {sum(T.values())*1e3:.1f} ms of a {tot:.2f} s fit ({sum(T.values())/tot*100:.2f}%): "
+              f"{per_batch*1e6:.1f} us per batch (with the two worker snapshots per epoch), {per_epoch*1e3:.1f} ms per epoch end, {T['before_train']*1e3:.1f} ms in before_train (baseline)")
     n = 20 if a.quick else 300
     print(f"\ncost of one reading (mean of {n} calls)")
     ms = MemorySampler(children=True)

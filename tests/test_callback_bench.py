@@ -11,3 +11,4 @@ def test_bench_callback_quick():
     assert float(rows['baseline (no RSSLogger)'][1]) == 1.0
     for v in rows.values(): assert float(v[0]) > 0 and float(v[1]) > 0
     assert re.search(r'memory_info\(\)\s+[\d.]+ us', out.stdout)
+    assert re.search(r'interval=0.1: [\d.]+ ms of a [\d.]+ s fit', out.stdout)
