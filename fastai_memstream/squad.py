@@ -17,6 +17,7 @@ from datasets import load_dataset
 from fastprogress.fastprogress import progress_bar
 from fastcore.basics import patch
 from .core import *
+from .memory import get_memory_mb
 from .core import _sha256_file
 
 # %% auto #0
@@ -395,19 +396,6 @@ def _pair_template(bt)->dict:
 def _tokenizer_fingerprint(tok)->str:
     "Fingerprint of everything about a tokenizer that changes features: its full Rust definition (vocabulary, added tokens, normalizer...), class, padding side, special tokens"
     return fingerprint(type(tok).__name__, tok.backend_tokenizer.to_str(), tok.padding_side, tok.cls_token_id, tok.pad_token_id)
-
-def _get_memory_mb()->float:
-    "RSS of this process in MB: `fastai_memstream.callback.get_memory_mb` when that module is loaded, else the same reading (psutil or /proc)"
-    cb = sys.modules.get('fastai_memstream.callback')  # importing it would import fastai and torch (seconds) just to read RSS
-    if cb is not None: return cb.get_memory_mb()
-    try:
-        import psutil
-        return psutil.Process().memory_info().rss/2**20
-    except ImportError: pass
-    with open('/proc/self/status') as f:
-        for l in f:
-            if l.startswith('VmRSS:'): return int(l.split()[1])/1024
-    raise OSError("cannot read this process's memory: install psutil")
 
 def _monitoring()->str:
     try: import psutil; return 'enabled (psutil)'
@@ -792,13 +780,13 @@ def _clean(self:StreamingSquadProcessor, rec, i:int, stats:dict, seen:set):
 def _check_memory(self:StreamingSquadProcessor):
     "If RSS exceeds `max_memory_gb`: log it, collect garbage, release Arrow's free memory, log RSS again"
     if self.max_memory_gb is None: return
-    mb = _get_memory_mb()
+    mb = get_memory_mb()
     if mb <= self.max_memory_gb*1024: return
     self._say(f"⚠️ Memory usage ({mb/1024:.2f} GB) exceeds limit ({self.max_memory_gb} GB)", logging.WARNING)
     self._say("🧹 Running garbage collection...")
     gc.collect()
     pa.default_memory_pool().release_unused()
-    after = _get_memory_mb()
+    after = get_memory_mb()
     self._say(f"📉 Memory usage after cleanup: {after/1024:.2f} GB")
     self.memory_events.append((round(mb, 1), round(after, 1)))
 

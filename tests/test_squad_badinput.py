@@ -6,7 +6,8 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('HF_DATASETS
 import numpy as np, pytest
 from transformers import AutoTokenizer
 from fastai_memstream.core import sample_data
-from fastai_memstream.squad import StreamingSquadProcessor, ChunkedCacheManager, BadRecordError, place_answer, _get_memory_mb
+from fastai_memstream.memory import MemorySampler
+from fastai_memstream.squad import StreamingSquadProcessor, ChunkedCacheManager, BadRecordError, place_answer
 from test_squad_oracle import squad_rows
 
 CTX = "The Normans were in Normandy, a region in France. In 911 the Normans gave their name to Normandy. Normandy is green."
@@ -222,13 +223,10 @@ def test_few_mb_context_streams_in_bounded_memory(tok):
     ans = ctx[ans_at:ctx.index(' ', ans_at)]
     r = dict(id='big', context=ctx, question='What is in the middle?', answers={'text': [ans], 'answer_start': [ans_at]})
     p = StreamingSquadProcessor(tok, 384, 128, progress=False, verbose=False)
-    base,peak,stop = _get_memory_mb(),[0.],threading.Event()
-    def sample():
-        while not stop.is_set(): peak[0] = max(peak[0], _get_memory_mb()); time.sleep(0.01)
-    th = threading.Thread(target=sample); th.start()
-    try: feats,exs = p.featurize([r])
-    finally: stop.set(); th.join()
-    grow = peak[0] - base
+    with MemorySampler(interval=0.01) as ms:
+        base = ms.current_mb
+        feats,exs = p.featurize([r])
+    grow = ms.peak_mb - base
     ids = feats['input_ids']
     n_ctx = [sum(o[0] >= 0 for o in f) for f in feats['offset_mapping']]
     assert len(feats) > 1000 and all(len(x) <= 384 for x in ids)

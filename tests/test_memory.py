@@ -10,7 +10,7 @@ _PRE = """
 import sys, json, warnings, subprocess, time
 sys.modules['psutil'] = None          # `import psutil` now raises ImportError
 warnings.simplefilter('always')
-import fastai_memstream.callback as cb
+import fastai_memstream.memory as cb
 assert cb._psutil is None
 """
 
