@@ -6,7 +6,7 @@ Docs: https://fastai-memstream.github.io/fastai_memstream/lm.html.md"""
 
 # %% ../nbs/02_lm.ipynb #8ed3cb1f
 from __future__ import annotations
-import os, random, warnings, multiprocessing
+import os, random, warnings, itertools, multiprocessing
 from pathlib import Path
 import numpy as np, torch
 from fastcore.basics import store_attr, ifnone, patch, GetAttr
@@ -18,7 +18,7 @@ from fastai.data.core import TfmdDL, DataLoaders, Datasets, explode_types, batch
 from fastai.text.core import Tokenizer, WordTokenizer
 from fastai.text.data import LMTensorText, TensorText, LMDataLoader, Numericalize
 from .core import *
-from .store import DiskLMDataset, make_tokenizer
+from .store import DiskLMDataset, make_tokenizer, _source_fp
 
 # %% auto #0
 __all__ = ['DiskLMDataLoader', 'DiskLMDataLoaders', 'DiskLMDataLoaderDataset', 'MemoryEfficientLMDataLoader', 'lm_demo']
@@ -425,22 +425,16 @@ class DiskLMDataLoaders(DataLoaders):
                                device=device, path=kwargs.pop('path', cache_dir), **kwargs)
 
 # %% ../nbs/02_lm.ipynb #b5c33700
-_default_tok = None
-def _tok_or_default(tok):
-    "`tok`, or one spaCy `WordTokenizer` shared by every call in this process (creating one takes about half a second)"
-    global _default_tok
-    if tok is not None: return tok
-    if _default_tok is None: _default_tok = WordTokenizer()
-    return _default_tok
-
 def _build_kw(tok_tfm, rules, min_freq, max_vocab, n_workers, chunk_size, force_rebuild, progress):
-    kw = dict(tok=_tok_or_default(tok_tfm), rules=rules, min_freq=min_freq, max_vocab=max_vocab, n_workers=n_workers, force_rebuild=force_rebuild, progress=progress)
+    kw = dict(tok=tok_tfm, rules=rules, min_freq=min_freq, max_vocab=max_vocab, n_workers=n_workers, force_rebuild=force_rebuild, progress=progress)
     if chunk_size is not None: kw['chunk_size'] = chunk_size
     return kw
 
 def _valid_kw(kw, train):
-    "Builder arguments for the validation store: the training vocabulary, so ids mean the same in both"
+    "Builder arguments for a validation store built apart: the training vocabulary, so ids mean the same in both"
     return {**{k:v for k,v in kw.items() if k not in ('min_freq', 'max_vocab')}, 'vocab': train.vocab}
+
+def _tv(stores:dict)->tuple: return stores['train'],stores['valid']
 
 @patch(cls_method=True)
 def from_texts(cls:DiskLMDataLoaders, texts, # Training texts (list, Series, or any iterable when `valid_texts` is given)
@@ -459,17 +453,22 @@ def from_texts(cls:DiskLMDataLoaders, texts, # Training texts (list, Series, or 
                force_rebuild:bool=False, # Rebuild the stores even if they match
                progress:bool=True, # Progress bars while tokenizing
                **kwargs): # Passed to `from_stores` (`shuffle`, `val_bs`, `path`, ...)
-    "Tokenize and numericalize `texts` once into `cache_dir/'train'` and `'valid'` stores (validation with the training vocabulary)"
+    "Tokenize and numericalize `texts` once into `cache_dir/'train'` and `'valid'` stores with one vocabulary, as fastai makes it"
     cache_dir = Path(cache_dir)
     kw = _build_kw(tok_tfm, rules, min_freq, max_vocab, n_workers, chunk_size, force_rebuild, progress)
+    if isinstance(texts, (str, bytes)): raise TypeError("texts must be a list (or Series, or iterable) of str, not a single string")
     if valid_texts is None:
-        if not hasattr(texts, '__len__') or isinstance(texts, (str, bytes)):
+        if not hasattr(texts, '__len__'):
             raise TypeError(f"texts is a {type(texts).__name__}: to split it, pass a list (or Series) of str, or pass valid_texts")
-        texts = list(texts)
         trn,val = _split_idxs(len(texts), valid_pct, ifnone(seed, 0))
-        texts,valid_texts = [texts[i] for i in trn],[texts[i] for i in val]
-    train = DiskLMDataset.from_texts(texts, cache_dir/'train', **kw)
-    valid = DiskLMDataset.from_texts(valid_texts, cache_dir/'valid', **_valid_kw(kw, train))
+        train,valid = _tv(DiskLMDataset.from_texts(texts, cache_dir, splits={'train': trn, 'valid': val}, **kw))
+    elif hasattr(texts, '__len__') and hasattr(valid_texts, '__len__'):
+        n,sid = len(texts),fingerprint('texts+valid_texts', _source_fp(texts, 'texts'), _source_fp(valid_texts, 'valid_texts'))
+        train,valid = _tv(DiskLMDataset.from_texts(itertools.chain(texts, valid_texts), cache_dir, source_id=sid,
+                                                   splits={'train': range(n), 'valid': range(n, n+len(valid_texts))}, **kw))
+    else:  # a stream of unknown length: the vocabulary can only come from the training texts
+        train = DiskLMDataset.from_texts(texts, cache_dir/'train', **kw)
+        valid = DiskLMDataset.from_texts(valid_texts, cache_dir/'valid', **_valid_kw(kw, train))
     return cls.from_stores(train, valid, bs=bs, seq_len=seq_len, num_workers=num_workers, device=device, seed=seed,
                            path=kwargs.pop('path', cache_dir), **kwargs)
 
@@ -489,13 +488,10 @@ def from_df(cls:DiskLMDataLoaders, df, # DataFrame with a text column
     if valid_col is not None:
         if valid_col not in df.columns: raise ValueError(f"valid_col={valid_col!r} is not a column of the DataFrame: {list(df.columns)[:20]}")
         mask = df[valid_col].values.astype(bool)
-        d_trn,d_val = df[~mask],df[mask]
-    else:
-        trn,val = _split_idxs(len(df), valid_pct, ifnone(seed, 0))
-        d_trn,d_val = df.iloc[trn],df.iloc[val]
-    kw = dict(_build_kw(tok_tfm, rules, min_freq, max_vocab, n_workers, chunk_size, force_rebuild, progress), text_col=text_col, mark_fields=mark_fields)
-    train = DiskLMDataset.from_df(d_trn, cache_dir/'train', **kw)
-    valid = DiskLMDataset.from_df(d_val, cache_dir/'valid', **_valid_kw(kw, train))
+        trn,val = np.flatnonzero(~mask),np.flatnonzero(mask)
+    else: trn,val = _split_idxs(len(df), valid_pct, ifnone(seed, 0))
+    kw = _build_kw(tok_tfm, rules, min_freq, max_vocab, n_workers, chunk_size, force_rebuild, progress)
+    train,valid = _tv(DiskLMDataset.from_df(df, cache_dir, text_col=text_col, mark_fields=mark_fields, splits={'train': trn, 'valid': val}, **kw))
     return cls.from_stores(train, valid, bs=bs, seq_len=seq_len, num_workers=num_workers, device=device, seed=seed,
                            path=kwargs.pop('path', cache_dir), **kwargs)
 
@@ -509,24 +505,22 @@ def from_folder(cls:DiskLMDataLoaders, path, # Folder of text files
                 n_workers:int=None, num_workers:int=0, device=None, chunk_size:int=None, force_rebuild:bool=False, progress:bool=True, # As in `from_texts`
                 **kwargs): # Passed to `from_stores`
     "Like `TextDataLoaders.from_folder(path, is_lm=True)`: one document per text file, through stores built once"
+    from fastai.data.transforms import get_text_files
     path = Path(path)
     cache_dir = Path(ifnone(cache_dir, path.parent/f'{path.name}_lm'))
     kw = _build_kw(tok_tfm, rules, min_freq, max_vocab, n_workers, chunk_size, force_rebuild, progress)
     if valid_pct is None:
         for f in (train, valid):
             if not (path/f).is_dir(): raise FileNotFoundError(f"{path/f} is not a folder: put the texts in {path/train} and {path/valid}, or pass valid_pct")
-        trn = DiskLMDataset.from_folder(path/train, cache_dir/'train', **kw)
-        val = DiskLMDataset.from_folder(path/valid, cache_dir/'valid', **_valid_kw(kw, trn))
+        tf,vf = sorted(get_text_files(path/train)),sorted(get_text_files(path/valid))
+        files,splits = tf+vf,{'train': range(len(tf)), 'valid': range(len(tf), len(tf)+len(vf))}
     else:
-        from fastai.data.transforms import get_text_files
         files = sorted(get_text_files(path))
-        if not files: raise FileNotFoundError(f"no .txt files in {path}")
-        ti,vi = _split_idxs(len(files), valid_pct, ifnone(seed, 0))
-        def _build(idx, sub, **k):
-            fs = [files[i] for i in idx]
-            return DiskLMDataset.from_texts(fs, cache_dir/sub, source_id=fingerprint('files', [file_signature(f) for f in fs]), **k)
-        trn = _build(ti, 'train', **kw)
-        val = _build(vi, 'valid', **_valid_kw(kw, trn))
+        ti,vi = _split_idxs(len(files), valid_pct, ifnone(seed, 0)) if files else ([],[])
+        splits = {'train': ti, 'valid': vi}
+    if not files: raise FileNotFoundError(f"no .txt files in {path}")
+    sid = fingerprint('files', [file_signature(f) for f in files])
+    trn,val = _tv(DiskLMDataset.from_texts(files, cache_dir, source_id=sid, splits=splits, **kw))
     return cls.from_stores(trn, val, bs=bs, seq_len=seq_len, num_workers=num_workers, device=device, seed=seed,
                            path=kwargs.pop('path', cache_dir), **kwargs)
 

@@ -6,7 +6,7 @@ Docs: https://fastai-memstream.github.io/fastai_memstream/store.html.md"""
 
 # %% ../nbs/01_store.ipynb #541b96d3
 from __future__ import annotations
-import os, re, json, time, shutil, warnings, inspect, importlib, itertools, functools, operator
+import os, re, json, time, uuid, shutil, warnings, inspect, importlib, itertools, functools, operator
 from pathlib import Path
 from collections import Counter, deque
 import numpy as np
@@ -14,6 +14,7 @@ from fastcore.basics import patch
 from fastcore.meta import delegates
 from fastprogress.fastprogress import progress_bar
 from .core import *
+from .core import _reusable, _check_overwritable
 
 # %% auto #0
 __all__ = ['LM_FORMAT', 'LM_VERSION', 'DiskLMDataset', 'make_tokenizer', 'wikitext_df']
@@ -149,10 +150,11 @@ class _TokenWriter:
         self.ow = ArrayWriter(self.folder/'doc_offsets.bin', np.int64).write([0])
         self.buf,self.offs,self.nbuf = [],[],0
         self.n_docs,self.n_tokens,self.n_empty,self.max_id = 0,0,0,-1
+        self.skipped = []   # indices of the empty documents (to map rows to documents when a corpus is split)
 
     def add(self, ids:np.ndarray, idx:int, check:bool=True):
         "Append document `idx` (a 1-D integer array); skip it if empty"
-        if len(ids) == 0: self.n_empty += 1; return
+        if len(ids) == 0: self.n_empty += 1; self.skipped.append(idx); return
         if check:
             lo,hi = int(ids.min()),int(ids.max())
             if lo < 0: raise ValueError(f"document {idx} holds token id {lo}: ids must be in 0..vocab_size-1")
@@ -274,6 +276,16 @@ def from_token_docs(cls:DiskLMDataset, docs, # Iterable of 1-D integer sequences
     return _build_store(cls, cache_dir, fp, build, force_rebuild)
 
 # %% ../nbs/01_store.ipynb #09fa203a
+def _copy_docs(src:DiskLMDataset, idxs:np.ndarray, cache_dir, fp:str, params:dict, force_rebuild:bool=False, progress:bool=False):
+    "Store documents `idxs` of `src`, in that order, in a new store at `cache_dir` with `src`'s vocabulary (streaming from the memory map)"
+    m = src.meta
+    def build(tmp):
+        w = _TokenWriter(tmp, src.vocab_size, dtype=src.dtype)
+        o,data = src.doc_offsets,src.data
+        for i in (progress_bar(idxs, leave=False) if progress else idxs): w.add(data[o[i]:o[i+1]], int(i), check=False)
+        _commit(tmp, fp, w, src.vocab, src.vocab_size, counts={k:v for k,v in m['counts'].items() if k == 'max_id'}, params={**m['params'], **params})
+    return _build_store(type(src), cache_dir, fp, build, force_rebuild)
+
 @patch
 def subset(self:DiskLMDataset, doc_idxs, # Indices of the documents to keep, in the order to store them
            cache_dir, # Folder of the new store
@@ -292,13 +304,8 @@ def subset(self:DiskLMDataset, doc_idxs, # Indices of the documents to keep, in 
     idxs = idxs % max(self.n_docs, 1)
     m = self.meta
     fp = fingerprint('subset', LM_VERSION, m['fingerprint'], idxs)
-    def build(tmp):
-        w = _TokenWriter(tmp, self.vocab_size, dtype=self.dtype)
-        o,data = self.doc_offsets,self.data
-        for i in (progress_bar(idxs, leave=False) if progress else idxs): w.add(data[o[i]:o[i+1]], int(i), check=False)
-        params = {**m['params'], 'builder': 'subset', 'parent': dict(path=str(self.path), fingerprint=m['fingerprint'])}
-        _commit(tmp, fp, w, self.vocab, self.vocab_size, counts={k:v for k,v in m['counts'].items() if k == 'max_id'}, params=params)
-    return _build_store(type(self), cache_dir, fp, build, force_rebuild)
+    return _copy_docs(self, idxs, cache_dir, fp, {'builder': 'subset', 'parent': dict(path=str(self.path), fingerprint=m['fingerprint'])},
+                      force_rebuild, progress)
 
 # %% ../nbs/01_store.ipynb #b283aa14
 def _find_tfm(dsets, cls):
@@ -499,15 +506,73 @@ def _pool_map(chunks, n_workers:int, initargs, encoding):
         while q: yield q.popleft().result()
     finally: ex.shutdown(wait=True, cancel_futures=True)
 
+# %% ../nbs/01_store.ipynb #eabd8041
+def _check_splits(splits, n_items:int|None, what:str='text')->dict:
+    "`{name: int64 row indices}` from `splits`, checked: plain folder names, integer indices in range"
+    if not isinstance(splits, dict) or not splits:
+        raise TypeError(f"splits must be a non-empty dict {{name: row indices}}, e.g. {{'train': trn_idxs, 'valid': val_idxs}}; got {type(splits).__name__}")
+    res = {}
+    for name,ix in splits.items():
+        if not isinstance(name, str) or not name or name.startswith('.') or '/' in name or '\\' in name:
+            raise ValueError(f"split name {name!r} must be a plain folder name such as 'train' (the split is stored in cache_dir/name)")
+        a = np.asarray(ix)
+        if a.dtype == bool:
+            if n_items is not None and len(a) != n_items: raise ValueError(f"splits[{name!r}] is a mask of {len(a)} values for {n_items} {what}s")
+            a = np.flatnonzero(a)
+        if a.size and a.dtype.kind not in 'iu': raise TypeError(f"splits[{name!r}] must hold integer {what} indices, got {a.dtype}")
+        a = a.astype(np.int64).reshape(-1)
+        if a.size and a.min() < 0: raise ValueError(f"splits[{name!r}] holds the negative index {a.min()}: use indices 0..n-1")
+        if n_items is not None and a.size and a.max() >= n_items:
+            raise IndexError(f"splits[{name!r}] holds {what} {a.max()}, but there are {n_items} {what}s")
+        res[name] = a
+    return res
+
+def _build_splits(cls, cache_dir, fp:str, build, info:dict, splits:dict, what:str, force_rebuild:bool, progress:bool)->dict:
+    "Tokenize the whole corpus once into a scratch store (one vocabulary, counted over every split), then store each split in `cache_dir/name`"
+    cache_dir = Path(cache_dir)
+    fps = {n: fingerprint('split', LM_VERSION, fp, n, ix) for n,ix in splits.items()}
+    def _done():
+        if force_rebuild or not all(_reusable(cache_dir/n, LM_FORMAT, (LM_VERSION,), f) for n,f in fps.items()): return None
+        res = {n: cls(cache_dir/n) for n in splits}
+        for r in res.values(): r.built = False
+        logger.info(f"reusing the LM stores {list(splits)} in {cache_dir}")
+        return res
+    if (res := _done()) is not None: return res
+    scratch = cache_dir/'all'   # never committed: its lock serialises builders, `clean_stale` removes what a killed build left
+    for n in splits:   # before any work: never overwrite a folder that is not one of our stores
+        if not force_rebuild: _check_legacy(cache_dir/n)
+        _check_overwritable(cache_dir/n, LM_FORMAT, force_rebuild)
+    with cache_lock(scratch):
+        if (res := _done()) is not None: return res
+        clean_stale(scratch)
+        tmp = cache_dir/f'.all.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}'
+        tmp.mkdir(parents=True)
+        try:
+            build(tmp)
+            whole = cls(tmp)
+            skipped = np.sort(np.asarray(info.get('skipped', []), dtype=np.int64))
+            n_rows = whole.n_docs + len(skipped)
+            res = {}
+            for n,ix in splits.items():
+                if ix.size and ix.max() >= n_rows: raise IndexError(f"splits[{n!r}] holds {what} {ix.max()}, but there were {n_rows} {what}s")
+                keep = ix[~np.isin(ix, skipped)]
+                docs = keep - np.searchsorted(skipped, keep)
+                params = dict(builder=whole.meta['params']['builder'], split=n, corpus_fingerprint=fp, corpus_counts=whole.meta['counts'],
+                              empty_rows_in_split=int(len(ix) - len(keep)))
+                res[n] = _copy_docs(whole, docs, cache_dir/n, fps[n], params, force_rebuild=True, progress=progress)
+        finally: shutil.rmtree(tmp, ignore_errors=True)
+    return res
+
 # %% ../nbs/01_store.ipynb #d3f2a3e5
 def _build_from_texts(cls, items, cache_dir, src_fp:str, n_items:int|None, builder:str, vocab=None, min_freq:int=3,
                       max_vocab:int=60000, tok=None, rules=None, n_workers:int=None, chunk_size:int=1000,
-                      force_rebuild:bool=False, progress:bool=True, encoding:str='utf-8', what:str='text', fix:str='', extra_params=None):
+                      force_rebuild:bool=False, progress:bool=True, encoding:str='utf-8', what:str='text', fix:str='', extra_params=None, splits=None):
     "Shared body of the text builders: tokenize `items` (str or Path) in chunks and processes, count, numericalize, commit"
     from fastai.text.core import WordTokenizer, defaults
     from fastai.text.data import make_vocab
     from fastcore.parallel import parallelable
     vocab,vocab_size = _check_vocab(vocab)
+    if splits is not None: splits = _check_splits(splits, n_items, what)
     if isinstance(tok, type): tok = tok()
     if getattr(tok, 'tok', True) is None and hasattr(tok, 'setup'):
         raise ValueError(f"{type(tok).__name__} must be trained before it can tokenize in chunks: pass one made with its model (e.g. `sp_model=`)")
@@ -522,6 +587,7 @@ def _build_from_texts(cls, items, cache_dir, src_fp:str, n_items:int|None, build
                      None if vocab is not None else (min_freq, max_vocab))
     tspec = _tokenizer_spec(tdesc if tok is None else tok, rules, post_rules)
 
+    info = {}
     def build(tmp):
         t0 = time.time()
         tk = WordTokenizer() if tok is None else tok   # built here, once: forked workers inherit it
@@ -570,8 +636,10 @@ def _build_from_texts(cls, items, cache_dir, src_fp:str, n_items:int|None, build
         params = dict(builder=builder, tokenizer=tspec, min_freq=min_freq, max_vocab=max_vocab, special_toks=special_toks,
                       vocab_given=vocab is not None, n_workers=n_workers, chunk_size=chunk_size, **(extra_params or {}))
         _commit(tmp, fp, w, voc, len(voc), counts=counts_, params=params, arrays=arrays)
+        info['skipped'] = w.skipped
         logger.info(f"tokenized {n_texts:,} {what}s into {w.n_tokens:,} tokens in {time.time()-t0:.1f}s")
-    return _build_store(cls, cache_dir, fp, build, force_rebuild)
+    if splits is None: return _build_store(cls, cache_dir, fp, build, force_rebuild)
+    return _build_splits(cls, cache_dir, fp, build, info, splits, what, force_rebuild, progress)
 
 # %% ../nbs/01_store.ipynb #9e2930cc
 @patch(cls_method=True)
@@ -587,12 +655,13 @@ def from_texts(cls:DiskLMDataset, texts, # Iterable of str: a list, a pandas Ser
                force_rebuild:bool=False, # Build even if a committed store with the same fingerprint exists
                progress:bool=True, # Show a progress bar over chunks
                source_id:str=None, # Names the corpus in the fingerprint instead of hashing the texts (use with generators)
+               splits:dict=None, # `{name: text indices}`: tokenize every text once (one vocabulary over all of them, as fastai counts it), store each split in `cache_dir/name`, return `{name: DiskLMDataset}`
               )->DiskLMDataset:
     "Build (or reuse) a store from raw texts through fastai's tokenizer, rules and `make_vocab`, streaming, in several processes"
     if isinstance(texts, (str, bytes)): raise TypeError("texts must be an iterable of str, got a single string; wrap it in a list")
     return _build_from_texts(cls, texts, cache_dir, _source_fp(texts, 'texts', source_id), len(texts) if hasattr(texts, '__len__') else None,
                              'from_texts', vocab=vocab, min_freq=min_freq, max_vocab=max_vocab, tok=tok, rules=rules, n_workers=n_workers,
-                             chunk_size=chunk_size, force_rebuild=force_rebuild, progress=progress)
+                             chunk_size=chunk_size, force_rebuild=force_rebuild, progress=progress, splits=splits)
 
 # %% ../nbs/01_store.ipynb #e6513a2b
 @patch(cls_method=True)

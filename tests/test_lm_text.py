@@ -16,12 +16,12 @@ def wiki(tmp_path_factory):
     df = wikitext_df(n_articles=25)
     tmp = tmp_path_factory.mktemp('text')
     dls = DiskLMDataLoaders.from_df(df, tmp/'cache', valid_pct=0.2, seed=7, text_col='text', bs=16, seq_len=40, progress=False, device='cpu')
-    fdls = TextDataLoaders.from_df(df, valid_pct=0.2, seed=7, text_col='text', is_lm=True, bs=16, seq_len=40, text_vocab=dls.vocab, device='cpu')
+    fdls = TextDataLoaders.from_df(df, valid_pct=0.2, seed=7, text_col='text', is_lm=True, bs=16, seq_len=40, device='cpu')
     return df, tmp, dls, fdls
 
 def test_batches_are_fastais(wiki):
     df, tmp, dls, fdls = wiki
-    assert dls.vocab == list(fdls.vocab)
+    assert dls.vocab == list(fdls.vocab)      # one vocabulary over training and validation texts, as fastai counts it
     assert dls.train.dataset.n_docs == len(fdls.train_ds) and dls.valid.dataset.n_docs == len(fdls.valid_ds)
     assert_same(list(dls.valid), list(fdls.valid))
     assert_same(list(dls.train.new(shuffle=False)), list(fdls.train.new(shuffle=False)))
@@ -47,10 +47,19 @@ def test_text_factories_and_errors(wiki, tmp_path):
     texts = df.text.tolist()
     d = DiskLMDataLoaders.from_texts(iter(texts[:20]), tmp_path/'t', valid_texts=texts[20:], bs=8, seq_len=30, progress=False, n_workers=0)
     assert d.train.dataset.n_docs == 20 and d.valid.dataset.n_docs == 5 and d.valid.dataset.vocab == d.vocab
+    # a stream of training texts: the vocabulary comes from them alone; two lists: from both, as fastai's
+    only_train = DiskLMDataset.from_texts(texts[:20], tmp_path/'only', n_workers=0, progress=False)
+    assert d.vocab == only_train.vocab
+    d1 = DiskLMDataLoaders.from_texts(texts[:20], tmp_path/'t2', valid_texts=texts[20:], bs=8, seq_len=30, progress=False, n_workers=0)
+    both = DiskLMDataset.from_texts(texts, tmp_path/'both', n_workers=0, progress=False)
+    assert d1.vocab == both.vocab and d1.train.dataset.n_docs == 20 and d1.valid.dataset.n_docs == 5
+    assert np.array_equal(d1.valid.dataset.data, both.data[both.doc_offsets[20]:])
     df2 = df.assign(is_valid=[i % 5 == 0 for i in range(len(df))])
     d2 = DiskLMDataLoaders.from_df(df2, tmp_path/'v', valid_col='is_valid', bs=8, seq_len=30, progress=False, n_workers=0)
-    f2 = TextDataLoaders.from_df(df2, valid_col='is_valid', text_col='text', is_lm=True, bs=8, seq_len=30, text_vocab=d2.vocab)
+    f2 = TextDataLoaders.from_df(df2, valid_col='is_valid', text_col='text', is_lm=True, bs=8, seq_len=30)
+    assert d2.vocab == list(f2.vocab)
     assert_same(list(d2.valid), list(f2.valid))
+    assert_same(list(d2.train.new(shuffle=False)), list(f2.train.new(shuffle=False)))
     with pytest.raises(ValueError, match='leaves no validation text'): DiskLMDataLoaders.from_texts(texts[:3], tmp_path/'x', valid_pct=0.2)
     with pytest.raises(TypeError, match='pass a list'): DiskLMDataLoaders.from_texts(iter(texts), tmp_path/'x')
     with pytest.raises(ValueError, match='valid_col'): DiskLMDataLoaders.from_df(df, tmp_path/'x', valid_col='nope')
