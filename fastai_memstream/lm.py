@@ -610,11 +610,8 @@ def lm_demo(out, # Folder for the stores and the model
     trn,val = dls.train.dataset,dls.valid.dataset
     print(f"LM stores in {out/'lm_cache'}: train {trn.total_tokens:,} tokens in {trn.n_docs} articles, valid {val.total_tokens:,} tokens, "
           f"vocab {len(dls.vocab):,} ({trn.dtype.name} on disk); built in {t_build:.1f}s, reopened in {t_open*1000:.0f} ms")
-    cbs = []
-    try:
-        from fastai_memstream.callback import RSSLogger
-        cbs.append(RSSLogger(interval=None))
-    except ImportError: pass
+    from fastai_memstream.callback import RSSLogger
+    cbs = [RSSLogger()]
     cfg = dict(awd_lstm_lm_config, emb_sz=32, n_hid=64, n_layers=1) if quick else dict(awd_lstm_lm_config, emb_sz=64, n_hid=128, n_layers=2)
     learn = language_model_learner(dls, AWD_LSTM, config=cfg, pretrained=False, metrics=[accuracy, Perplexity()], cbs=cbs, path=out)
     t0 = time.time()
