@@ -12,7 +12,7 @@ import numpy as np, pandas as pd
 from fastai.callback.core import Callback
 from fastai.learner import Recorder
 from fastai.torch_core import rank_distrib
-from .core import logger
+from .core import logger, TableFloat
 from .memory import *
 from .memory import _MB, _child_pids, _proc_info, _sum_infos
 
@@ -27,12 +27,6 @@ _DELTAS = ('rss_mb','uss_mb','anon_mb','file_mb','workers_rss_mb','workers_anon_
 _LEAK_WATCH = (('anon_mb','the training process'), ('workers_anon_mb','the DataLoader workers (summed)'))
 
 def _num(v): return float('nan') if v is None else float(v)
-
-class _MBFloat(float):
-    "A float (MB, rounded to 0.1) that fastai's results table prints as `974.2` instead of `974.200000`"
-    # `ProgressCallback` formats every float with '.6f' into columns 8 characters wide: 974.200000 would run into the
-    # next column in a terminal. Any other format spec, arithmetic, comparisons, `str` (CSVLogger) behave as for a float.
-    def __format__(self, spec): return format(float(self), '.1f' if spec == '.6f' else spec)
 
 def plot_memory(history:pd.DataFrame, # `RSSLogger.history`, or the same columns read back from a file
                 ax=None, # matplotlib axes to draw on; None creates a figure
@@ -157,7 +151,7 @@ class RSSLogger(Callback):
         if not self._trained: return
         self._row = self._measure()
         rec = getattr(self.learn, 'recorder', None)
-        if rec is not None and self.cols and hasattr(rec, 'log'): rec.log += [_MBFloat(round(self._row[c], 1)) for c in self.cols]
+        if rec is not None and self.cols and hasattr(rec, 'log'): rec.log += [TableFloat(round(self._row[c], 1), 1) for c in self.cols]
 
     def after_epoch(self):
         "Add the epoch's row to `history`, with the change since the previous epoch; check for leaks"

@@ -23,7 +23,7 @@ from fastai.optimizer import Adam
 import fastai.callback.schedule, fastai.callback.progress   # fit_one_cycle, lr_find, progress bars
 from fasttransform import Transform
 from fastprogress.fastprogress import progress_bar
-from .core import logger, MemstreamError
+from .core import logger, MemstreamError, TableFloat
 
 # %% auto #0
 __all__ = ['normalize_answer', 'get_tokens', 'compute_exact', 'compute_f1', 'squad_v2_evaluate', 'SquadFeatures',
@@ -526,7 +526,7 @@ class SquadMetric(Metric):
     def accumulate(self, learn):
         if self.primary: self.state.accumulate(learn)
     @property
-    def value(self): return self.state.result()[self.key]
+    def value(self): return TableFloat(self.state.result()[self.key], 2)   # percent, printed with 2 decimals
     @property
     def name(self): return self.key
 
@@ -788,18 +788,18 @@ class SquadDataLoaders(DataLoaders):
 
     @classmethod
     @delegates(from_features.__func__, but=['train', 'valid'])
-    def from_cache(cls, cache_dir, # Root folder of a `ChunkedCacheManager`
+    def from_cache(cls, cache_dir, # Root folder of a `ChunkedCacheManager` (or the manager)
                    dataset_name:str='squad_v2', # Name the caches were built under
                    train_split:str='train', # Training split
                    valid_split:str='validation', # Validation split; None (or a missing cache with `valid_pct`) splits the training examples
                    **kwargs):
         "Loaders from the committed caches of `train_split` (and `valid_split`) in `cache_dir`"
         from fastai_memstream.squad import ChunkedCacheManager
-        cm = ChunkedCacheManager(cache_dir)
+        cm = cache_dir if isinstance(cache_dir, ChunkedCacheManager) else ChunkedCacheManager(cache_dir)
         trn = SquadFeatures.from_cache(cm, dataset_name, train_split)
         val = SquadFeatures.from_cache(cm, dataset_name, valid_split) if valid_split and cm.cache_exists(dataset_name, valid_split) else None
         if valid_split and val is None and 'valid_pct' not in kwargs:
-            raise ValueError(f"no committed cache for {dataset_name!r} split {valid_split!r} in {cache_dir}: build it, or pass valid_pct= "
+            raise ValueError(f"no committed cache for {dataset_name!r} split {valid_split!r} in {cm.cache_dir}: build it, or pass valid_pct= "
                              "(or valid_split=None) to hold out training examples")
         return cls.from_features(trn, val, **kwargs)
 

@@ -506,7 +506,7 @@ def _pool_map(chunks, n_workers:int, initargs, encoding):
         while q: yield q.popleft().result()
     finally: ex.shutdown(wait=True, cancel_futures=True)
 
-# %% ../nbs/01_store.ipynb #eabd8041
+# %% ../nbs/01_store.ipynb #6e593940
 def _check_splits(splits, n_items:int|None, what:str='text')->dict:
     "`{name: int64 row indices}` from `splits`, checked: plain folder names, integer indices in range"
     if not isinstance(splits, dict) or not splits:

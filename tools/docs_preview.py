@@ -50,6 +50,19 @@ def _localize(text, cfg):
     if url: text = text.replace(url, '')
     return text
 
+def _terminal(text:str)->str:
+    "What a terminal shows for `text`: a carriage return moves back to the start of the line and later characters overwrite"
+    out = []
+    for line in text.split('\n'):
+        buf,pos = [],0
+        for ch in line:
+            if ch == '\r': pos = 0; continue
+            if pos < len(buf): buf[pos] = ch
+            else: buf.append(ch)
+            pos += 1
+        out.append(''.join(buf).rstrip())
+    return '\n'.join(out)
+
 def clean_nb(nb, cfg):
     "A valid nbformat notebook from a processed one: Quarto directives applied, non-standard keys removed"
     nb = copy.deepcopy(nb)
@@ -65,6 +78,7 @@ def clean_nb(nb, cfg):
             tags = c.setdefault('metadata', {}).setdefault('tags', [])
             if d.get('echo') == 'false' or not c['source'].strip(): tags.append('remove_input')
             for o in c.get('outputs', []):
+                if o.get('output_type') == 'stream': o['text'] = _terminal(''.join(o['text']))   # progress bars, as a console leaves them
                 md = o.get('data', {}).get('text/markdown')
                 if md is not None:
                     o['data']['text/markdown'] = _localize(''.join(md), cfg)
@@ -111,7 +125,7 @@ def build_preview(out=OUT):
         nb = json.loads(p.read_text())
         fm = _front_matter(nb)
         name = fm.get('output-file') or (re.sub(r'^\d+_', '', p.stem) + '.html')
-        pages.append(dict(src=p, nb=nb, file=name, title=str(fm.get('title', p.stem)), desc=str(fm.get('description', '') or '')))
+        pages.append(dict(src=p, nb=nb, file=name, title=str(fm.get('title', p.stem)).replace('`', ''), desc=str(fm.get('description', '') or '').replace('`', '')))
     pages.sort(key=lambda d: (d['file'] != 'index.html', d['src'].name))
     c = Config()
     c.TagRemovePreprocessor.enabled = True
@@ -121,7 +135,7 @@ def build_preview(out=OUT):
     exporter = HTMLExporter(config=c, template_name='lab')
     manifest = []
     for d in pages:
-        nb = nbformat.from_dict(clean_nb(d['nb'], cfg))
+        nb = nbformat.reads(json.dumps(clean_nb(d['nb'], cfg)), as_version=4)   # `reads` rejoins multi-line outputs (lists of str)
         nbformat.validate(nb)
         body,_ = exporter.from_notebook_node(nb)
         (out/d['file']).write_text(_page_html(body, d['title'], d['desc'], _nav(pages, d['file'])), encoding='utf-8')
