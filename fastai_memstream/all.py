@@ -6,3 +6,4 @@ from .memory import *
 from .callback import *
 from .squad import *
 from .squad_fastai import *
+from .distrib import *

@@ -19,6 +19,7 @@ from fastai.text.core import Tokenizer, WordTokenizer
 from fastai.text.data import LMTensorText, TensorText, LMDataLoader, Numericalize
 from .core import *
 from .store import DiskLMDataset, make_tokenizer, _source_fp
+from . import distrib as _distrib   # `distrib_ctx` asks loaders with `distrib_shard` for their share
 
 # %% auto #0
 __all__ = ['DiskLMDataLoader', 'DiskLMDataLoaders', 'DiskLMDataLoaderDataset', 'MemoryEfficientLMDataLoader', 'lm_demo']
@@ -95,7 +96,7 @@ def _open_store(dataset):
 @delegates(TfmdDL.__init__, but=['shuffle', 'num_workers', 'bs'])
 class DiskLMDataLoader(TfmdDL):
     "A fastai `DataLoader` of language-model batches read from a memory-mapped `DiskLMDataset`, token for token those of `LMDataLoader`"
-    _memstream_lm = True   # recognised by the fastai patches below (`distrib_ctx`, `get_preds`)
+    _memstream_lm = True   # recognised by the `get_preds` patch below
     def __init__(self, dataset, # A `DiskLMDataset`, or the folder of one
                  bs:int=64, # Number of streams (rows of a batch)
                  seq_len:int=72, # Tokens per row (the last batch may be shorter)
@@ -278,6 +279,7 @@ class DiskLMDataLoader(TfmdDL):
         res = self.new(rank=rank, world_size=world_size, seed=seed)
         res._state = self._state
         return res
+    distrib_shard = shard   # what `learn.distrib_ctx()` calls (see the `distrib` module)
 
     # -- decoding for show_batch
     @property
@@ -292,23 +294,6 @@ class DiskLMDataLoader(TfmdDL):
         return L(tuple(self._decode_ids(o) for o in s) for s in batch_to_samples(b, max_n=max_n))
 
 # %% ../nbs/02_lm.ipynb #be1d5e16
-try:   # fastai.distributed needs `accelerate`; without it there is no `distrib_ctx` to adapt
-    from fastai.distributed import DistributedTrainer as _DistributedTrainer
-except (ImportError, NameError): _DistributedTrainer = None
-
-def _lm_wrap_dl(self, dl):
-    "Shard a `DiskLMDataLoader` by streams (fastai's `DistributedDL` would split it by items and break the streams)"
-    if getattr(dl, '_memstream_lm', False):
-        res = dl.shard(rank_distrib(), max(num_distrib(), 1))
-        dev = getattr(getattr(self.learn, 'model', None), 'device', None)
-        if dev is not None and res is not dl: res.to(dev)
-        return res
-    return self._memstream_orig_wrap_dl(dl)
-
-if _DistributedTrainer is not None and not hasattr(_DistributedTrainer, '_memstream_orig_wrap_dl'):
-    _DistributedTrainer._memstream_orig_wrap_dl = _DistributedTrainer._wrap_dl
-    _DistributedTrainer._wrap_dl = _lm_wrap_dl
-
 from fastai.text.learner import LMLearner as _LMLearner
 
 def _lm_get_preds(self, concat_dim=1, **kwargs):
