@@ -17,67 +17,20 @@ import datasets
 from transformers import AutoTokenizer
 from fastai_memstream.core import sample_data
 from fastai_memstream.squad import StreamingSquadProcessor, ChunkedCacheManager
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]/'tests'))
+from run_qa_recipe import squad_rows, repeated_rows, run_qa_features  # the recipe, shared with the oracle test
 datasets.disable_progress_bars()
 
-def base_rows():
-    d = json.loads(sample_data('squad-v2/dev-v2.0-subset.json').read_text(encoding='utf-8'))
-    return [dict(id=qa['id'], title=a['title'], context=p['context'], question=qa['question'],
-                 answers=dict(text=[x['text'] for x in qa['answers']], answer_start=[x['answer_start'] for x in qa['answers']]))
-            for a in d['data'] for p in a['paragraphs'] for qa in p['qas']]
-
-def repeated_rows(n_copies):
-    "The sample `n_copies` times, ids made unique and each copy's contexts made distinct"
-    rows = base_rows()
-    for k in range(n_copies):
-        pre = f"Copy {k}. "
-        for r in rows:
-            yield dict(r, id=f"{r['id']}-{k}", context=pre + r['context'],
-                       answers=dict(text=r['answers']['text'], answer_start=[s + len(pre) for s in r['answers']['answer_start']]))
+def base_rows(): return squad_rows(sample_data('squad-v2/dev-v2.0-subset.json'))
 
 def write_jsonl(fn, n_copies):
     with open(fn, 'w', encoding='utf-8') as f:
-        for r in repeated_rows(n_copies): f.write(json.dumps(r) + '\n')
-
-def run_qa_prepare(tokenizer, max_seq_length, doc_stride):
-    "run_qa.py's prepare_train_features with prepare_validation_features' example ids and context offsets"
-    pad_on_right = tokenizer.padding_side == 'right'
-    ctx = 1 if pad_on_right else 0
-    def prepare(examples):
-        examples['question'] = [q.lstrip() for q in examples['question']]
-        tk = tokenizer(examples['question' if pad_on_right else 'context'], examples['context' if pad_on_right else 'question'],
-                       truncation='only_second' if pad_on_right else 'only_first', max_length=max_seq_length, stride=doc_stride,
-                       return_overflowing_tokens=True, return_offsets_mapping=True, padding='max_length')
-        sample_mapping = tk.pop('overflow_to_sample_mapping')
-        tk['start_positions'],tk['end_positions'],tk['example_id'] = [],[],[]
-        for i, offsets in enumerate(tk['offset_mapping']):
-            input_ids = tk['input_ids'][i]
-            cls_index = input_ids.index(tokenizer.cls_token_id)
-            sequence_ids = tk.sequence_ids(i)
-            answers = examples['answers'][sample_mapping[i]]
-            if len(answers['answer_start']) == 0: s = e = cls_index
-            else:
-                start_char = answers['answer_start'][0]; end_char = start_char + len(answers['text'][0])
-                ts = 0
-                while sequence_ids[ts] != ctx: ts += 1
-                te = len(input_ids) - 1
-                while sequence_ids[te] != ctx: te -= 1
-                if not (offsets[ts][0] <= start_char and offsets[te][1] >= end_char): s = e = cls_index
-                else:
-                    while ts < len(offsets) and offsets[ts][0] <= start_char: ts += 1
-                    s = ts - 1
-                    while offsets[te][1] >= end_char: te -= 1
-                    e = te + 1
-            tk['start_positions'].append(s); tk['end_positions'].append(e)
-            tk['example_id'].append(examples['id'][sample_mapping[i]])
-            tk['offset_mapping'][i] = [o if sequence_ids[k] == ctx else None for k, o in enumerate(offsets)]
-        return tk
-    return prepare
+        for r in repeated_rows(base_rows(), n_copies): f.write(json.dumps(r) + '\n')
 
 def time_run_qa(tok, ds, msl, stride, tmp):
     fn = Path(tmp)/f'runqa-{time.time_ns()}.arrow'
     t = time.perf_counter()
-    out = ds.map(run_qa_prepare(tok, msl, stride), batched=True, remove_columns=ds.column_names, cache_file_name=str(fn),
-                 load_from_cache_file=False)
+    out = run_qa_features(tok, ds, msl, stride, cache_file_name=str(fn), load_from_cache_file=False)
     dt = time.perf_counter() - t
     n = len(out); del out; fn.unlink(missing_ok=True)
     return n, dt

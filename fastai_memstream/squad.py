@@ -6,7 +6,7 @@ Docs: https://fastai-memstream.github.io/fastai_memstream/squad.html.md"""
 
 # %% ../nbs/03_squad.ipynb #76366ad7
 from __future__ import annotations
-import os, re, gc, sys, json, math, time, shutil, logging, itertools, unicodedata, collections
+import os, re, gc, sys, json, math, time, types, shutil, logging, itertools, unicodedata, collections
 from pathlib import Path
 from itertools import chain, islice
 from collections.abc import Mapping, Iterable
@@ -356,9 +356,15 @@ class _Source:
         return islice(it, skip, None) if skip else it
 
     def describe(self)->str:
-        if self.kind == 'files': return f"{len(self.files)} local file(s): {', '.join(str(f) for f in self.files[:3])}{' ...' if len(self.files) > 3 else ''}"
-        if self.kind == 'hub': return f"Hugging Face Hub dataset {self.src} ({self.split}), streaming"
-        return f"{type(self.src).__name__} of rows"
+        "`<name> (<split>)` as the guide prints it, then what is read"
+        shard = '' if self.world_size is None else f", shard {self.rank} of {self.world_size}"
+        if self.kind == 'files':
+            fs = f"{', '.join(f.name for f in self.files[:3])}{' ...' if len(self.files) > 3 else ''}"
+            what = f"{os.fspath(self.src)} ({self.split})" + (", local file" if len(self.files) == 1 and Path(self.src).expanduser().is_file()
+                                                               else f": {len(self.files)} local file(s): {fs}")
+        elif self.kind == 'hub': what = f"{self.src} ({self.split}): Hugging Face Hub, streaming"
+        else: what = f"{type(self.src).__name__} of rows ({self.split})"
+        return what + shard
 
 # %% ../nbs/03_squad.ipynb #60c9a2bd
 FEATURES_SCHEMA = pa.schema([
@@ -394,8 +400,12 @@ def _pair_template(bt)->dict:
     return dict(pre=sp(pre), mid=sp(mid), post=sp(post), type0=tts[i0[0]], type1=tts[i1[0]])
 
 def _tokenizer_fingerprint(tok)->str:
-    "Fingerprint of everything about a tokenizer that changes features: its full Rust definition (vocabulary, added tokens, normalizer...), class, padding side, special tokens"
-    return fingerprint(type(tok).__name__, tok.backend_tokenizer.to_str(), tok.padding_side, tok.cls_token_id, tok.pad_token_id)
+    "Fingerprint of everything about a tokenizer that changes features: its Rust definition (vocabulary, added tokens, normalizer...), class, padding side, special tokens"
+    # numbers (Unigram scores) at float32 precision: the tokenizers library's JSON round trip (deepcopy, save and load) moves them by an ulp
+    d = json.loads(tok.backend_tokenizer.to_str(), parse_float=lambda s: float(np.float32(s)))
+    # not the truncation and padding state: calling the tokenizer with `truncation=`/`padding=` changes it, the processor turns both off
+    for k in ('truncation', 'padding'): d.pop(k, None)
+    return fingerprint(type(tok).__name__, json.dumps(d, sort_keys=True), tok.padding_side, tok.cls_token_id, tok.pad_token_id)
 
 def _monitoring()->str:
     try: import psutil; return 'enabled (psutil)'
@@ -567,11 +577,17 @@ class StreamingSquadProcessor:
     def _overridden(self)->bool:
         return type(self)._process_single_example is not StreamingSquadProcessor._process_single_example
 
+    def _hook_key(self):
+        "With an overridden `_process_single_example`: the code of every method the subclasses define (the hook and the helpers it calls)"
+        if not self._overridden(): return None
+        fn = lambda v: getattr(v, '__func__', v)
+        return [(c.__module__, c.__qualname__, [(k, fn(v)) for k,v in sorted(vars(c).items()) if isinstance(fn(v), types.FunctionType)])
+                for c in type(self).__mro__ if issubclass(c, StreamingSquadProcessor) and c is not StreamingSquadProcessor]
+
     def cache_fingerprint(self, src:_Source, max_examples=None, max_n_segs=None)->str:
         "Fingerprint of a cache: format and algorithm versions, settings (not the tokenizer's name), input, `max_examples`, `on_bad_record`, an overridden hook"
         p = {k:v for k,v in self.cache_params(max_n_segs).items() if k != 'tokenizer_name'}
-        hook = type(self)._process_single_example if self._overridden() else None
-        return fingerprint(SQUAD_FORMAT, _ALGO_VERSION, p, src.key(), max_examples, self.on_bad_record, hook)
+        return fingerprint(SQUAD_FORMAT, _ALGO_VERSION, p, src.key(), max_examples, self.on_bad_record, self._hook_key())
 
 # %% ../nbs/03_squad.ipynb #2a8c1517
 _LONG_CONTEXT,_PIECE = 1<<17,1<<15  # contexts longer than this many characters are tokenized in pieces of about _PIECE characters
@@ -714,7 +730,9 @@ def _process_single_example(self:StreamingSquadProcessor,
     ex = example if '_span' in example else self._clean_one(example)
     tbl,_,nt = self._featurize([ex], max_n_segs)
     self._ntrunc += nt
-    return tbl.to_pylist()
+    feats = tbl.to_pylist()
+    for f in feats: f['context'] = ex['context']  # for the hook to use, as in the guide; dropped when stored (the examples table has it)
+    return feats
 
 @patch
 def _clean_one(self:StreamingSquadProcessor, rec):
@@ -723,9 +741,9 @@ def _clean_one(self:StreamingSquadProcessor, rec):
     except _Bad as e: raise BadRecordError(f"record {rec.get('id', '?') if isinstance(rec, Mapping) else '?'}: {e}") from None
 
 def _table_from_rows(rows:list)->pa.Table:
-    "Features given as dicts (from an overridden hook) as a table: contract columns with their types, extra columns inferred"
+    "Features given as dicts (from an overridden hook) as a table: contract columns with their types, extra columns inferred, no `context`"
     if not rows: return FEATURES_SCHEMA.empty_table()
-    t = pa.Table.from_pylist(rows)
+    t = pa.Table.from_pylist([{k:v for k,v in r.items() if k != 'context'} for r in rows])
     for i,name in enumerate(t.column_names):
         if name in FEATURES_SCHEMA.names: t = t.set_column(i, name, t.column(name).cast(FEATURES_SCHEMA.field(name).type))
     return t
@@ -782,12 +800,12 @@ def _check_memory(self:StreamingSquadProcessor):
     if self.max_memory_gb is None: return
     mb = get_memory_mb()
     if mb <= self.max_memory_gb*1024: return
-    self._say(f"⚠️ Memory usage ({mb/1024:.2f} GB) exceeds limit ({self.max_memory_gb} GB)", logging.WARNING)
+    self._say(f"⚠️ Memory usage ({mb/1024:.1f} GB) exceeds limit ({self.max_memory_gb} GB)", logging.WARNING)
     self._say("🧹 Running garbage collection...")
     gc.collect()
     pa.default_memory_pool().release_unused()
     after = get_memory_mb()
-    self._say(f"📉 Memory usage after cleanup: {after/1024:.2f} GB")
+    self._say(f"📉 Memory usage after cleanup: {after/1024:.1f} GB")
     self.memory_events.append((round(mb, 1), round(after, 1)))
 
 @patch
@@ -961,11 +979,11 @@ class ChunkedCacheManager:
         return _merged_manifest(_split_parts(self.split_dir(dataset_name, split)))
 
     def load(self, dataset_name, split:str)->datasets.Dataset:
-        "All features of a committed cache as one memory-mapped `datasets.Dataset`, in stream order (shard after shard)"
+        "All features of a committed cache as one memory-mapped `datasets.Dataset`, in stream order (a sharded cache: shard 0's, then shard 1's...)"
         return _load_parts(_split_parts(self.split_dir(dataset_name, split)), 'features', FEATURES_SCHEMA)
 
     def load_examples(self, dataset_name, split:str)->datasets.Dataset:
-        "The examples (id, title, context, question, gold answers, is_impossible) of a committed cache, memory-mapped"
+        "The examples (id, title, context, question, gold answers, is_impossible) of a committed cache, memory-mapped, in the order of `load`"
         return _load_parts(_split_parts(self.split_dir(dataset_name, split)), 'examples', EXAMPLES_SCHEMA)
 
     def load_chunk(self, dataset_name, split:str, idx:int)->datasets.Dataset:
@@ -1151,6 +1169,9 @@ def upload_processed_dataset_to_hub(dataset_name, # Source, as for `process_data
     import huggingface_hub
     if not isinstance(hub_dataset_id, str) or '/' not in hub_dataset_id:
         raise ValueError(f"hub_dataset_id must be 'user/name', got {hub_dataset_id!r}")
+    if large_folder and not hasattr(huggingface_hub.HfApi, 'upload_large_folder'):  # checked before hours of processing
+        raise ValueError(f"large_folder=True needs `HfApi.upload_large_folder`, which huggingface_hub {huggingface_hub.__version__} does not have: "
+                         f"pass large_folder=False (`upload_folder`)")
     splits = [splits] if isinstance(splits, str) else list(splits)
     cm = ChunkedCacheManager(cache_dir, chunk_size)
     proc = StreamingSquadProcessor(tokenizer, max_seq_length, doc_stride, **processor_kwargs)

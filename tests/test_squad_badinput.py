@@ -16,6 +16,11 @@ CTX = "The Normans were in Normandy, a region in France. In 911 the Normans gave
 def tok(): return AutoTokenizer.from_pretrained(str(sample_data('bert-base-uncased')))
 
 @pytest.fixture(scope='module')
+def xlnet(tmp_path_factory):
+    from fastai_memstream.squad import make_test_xlnet_tokenizer
+    return make_test_xlnet_tokenizer(tmp_path_factory.mktemp('xlnet'))
+
+@pytest.fixture(scope='module')
 def proc(tok): return StreamingSquadProcessor(tok, 64, 16, max_query_length=16, progress=False, verbose=False)
 
 def row(**kw):
@@ -155,6 +160,30 @@ def test_malformed_nested_json(tok, tmp_path):
     with pytest.raises(ValueError) as e: p.process_dataset_streaming(fn)
     assert str(fn) in str(e.value) and f"line {txt[:i].count(chr(10)) + 1}" in str(e.value)
 
+def test_bad_record_in_a_file_names_file_line_and_fix(tok, tmp_path):
+    """A well-formed record that can't be an example: the error names the file, the line (JSONL), the article/paragraph/question
+    (nested JSON) or the row (Parquet), what is wrong and the fix; with on_bad_record='skip' it is skipped and counted"""
+    import pyarrow as pa, pyarrow.parquet as pq
+    rows = [row(id=f'q{i}') for i in range(4)]
+    rows[2] = row(id='q2', context='  ')
+    jl = tmp_path/'rows.jsonl'
+    jl.write_text('\n'.join(json.dumps(r) for r in rows) + '\n')
+    nested = tmp_path/'nested.json'
+    qas = [dict(id=r['id'], question=r['question'], answers=[dict(text='Normandy', answer_start=20)]) for r in rows]
+    qas[1]['question'] = 7
+    nested.write_text(json.dumps({'data': [{'title': 'T', 'paragraphs': [{'context': CTX, 'qas': qas[:1]}, {'context': CTX, 'qas': qas[1:]}]}]}))
+    pqf = tmp_path/'rows.parquet'
+    pq.write_table(pa.Table.from_pylist([{**r, 'context': r['context'] or ''} for r in rows]), pqf)
+    for fn,where,what in ((jl, 'line 3', 'empty context'), (nested, 'article 0, paragraph 1, question 0', "'question' must be a string"),
+                          (pqf, 'row 2', 'empty context')):
+        p = StreamingSquadProcessor(tok, 64, 16, max_query_length=16, progress=False, verbose=False)
+        with pytest.raises(BadRecordError) as e: p.process_dataset_streaming(fn)
+        msg = str(e.value)
+        assert f"{fn}: {where}" in msg and what in msg and "on_bad_record='skip'" in msg and 'Fix the record' in msg, msg
+        p.on_bad_record = 'skip'
+        p.process_dataset_streaming(fn)
+        assert p.stats['records_rejected'] == 1 and p.stats['examples'] == 3 and p.rejected[0].startswith(f"{fn}: {where}")
+
 def test_not_a_fast_tokenizer():
     from transformers.models.bert.tokenization_bert_legacy import BertTokenizerLegacy
     slow = BertTokenizerLegacy(vocab_file=str(sample_data('bert-base-uncased')/'vocab.txt'))
@@ -191,29 +220,49 @@ def corrupt(rows, rng):
         out.append({**r, 'answers': {'text': [t] + a['text'][1:], 'answer_start': [s] + a['answer_start'][1:]}})
     return out
 
-@pytest.mark.parametrize('seed', [0, 1])
-def test_property_labels_point_at_the_answer(tok, seed):
-    "For every answerable feature, the context under the label contains (normalized) one of the gold answer texts"
+@pytest.mark.parametrize('which,n_mem,seed', [('tok', 0, 0), ('tok', 4, 1), ('xlnet', 0, 2), ('xlnet', 4, 3)])
+def test_property_labels_point_at_the_answer(which, n_mem, seed, request):
+    """Over every feature of damaged SQuAD rows, for both tokenizer styles, with and without memory tokens: a label covers the
+    answer the example was placed at, with the fewest tokens (no span that is not the answer), on context tokens only; a window
+    whose context holds that whole answer is labelled (not CLS); an example whose answers can't be placed is CLS everywhere"""
+    import copy
+    from fastai_memstream.squad import configure_memory_tokens
+    tk = request.getfixturevalue(which)
+    if n_mem: tk = copy.deepcopy(tk); configure_memory_tokens(tk, n_mem)
     rng = random.Random(seed)
     rows = corrupt(squad_rows(), rng)
-    p = StreamingSquadProcessor(tok, 128, 32, progress=False, verbose=False)
+    p = StreamingSquadProcessor(tk, 128, 32, progress=False, verbose=False)
+    assert p.n_mem == n_mem
     feats,exs = p.featurize(rows)
     feats,exs = list(feats),list(exs)
-    golds = {e['example_id']: e['answers']['text'] for e in exs}
-    n = 0
+    by_id = {e['example_id']: e for e in exs}
+    n = n_tight = 0
     for f,span in zip(feats, labelled_spans(feats, exs)):
-        if span is None: continue
+        e = by_id[f['example_id']]
+        ctx,golds,starts = e['context'],e['answers']['text'],e['answers']['answer_start']
+        placed = [(t, s) for t,s in zip(golds, starts) if s >= 0]
+        off = f['offset_mapping']
+        inctx = [k for k,o in enumerate(off) if o[0] >= 0]
+        if span is None:
+            if placed:  # CLS only when the window's context does not hold the whole placed answer
+                t,s = placed[0]
+                if ctx[s:s+len(t)] == t: assert not (off[inctx[0]][0] <= s and off[inctx[-1]][1] >= s + len(t)), (f['example_id'], f['segment_index'])
+            continue
         n += 1
-        assert any(isinstance(g, str) and g.strip() and norm(g) in norm(span) for g in golds[f['example_id']]), (span, golds[f['example_id']])
+        assert placed, f['example_id']
+        assert any(isinstance(g, str) and g.strip() and norm(g) in norm(span) for g in golds), (span, golds)
+        a,b = f['start_positions'],f['end_positions']
+        assert a <= b and all(off[k][0] >= 0 for k in range(a, b+1))  # only context tokens, no memory or special token inside
+        t,s = placed[0]
+        if ctx[s:s+len(t)] == t:  # placed by position or by its exact text: the label is the tightest cover of [s, s+len(t))
+            n_tight += 1
+            assert off[a][0] <= s and off[b][1] >= s + len(t), (f['example_id'], span, t)
+            assert a == b or (off[a+1][0] > s and off[b-1][1] < s + len(t)), (f['example_id'], span, t)
     st = p.stats
-    assert n > 50 and st['answers_repaired'] > 10 and st['answers_unplaced'] > 0 and st['answer_starts_coerced'] > 0
-    # every example with a placeable answer keeps it; one without any is unanswerable in every window
-    by_ex = {}
-    for f in feats: by_ex.setdefault(f['example_id'], []).append(f)
-    for e in exs:
-        placed = any(s >= 0 for s in e['answers']['answer_start'])
-        fs = by_ex[e['example_id']]
-        if not placed: assert all(f['start_positions'] == f['cls_index'] for f in fs)
+    assert n > 50 and n_tight > 0.8*n and st['answers_repaired'] > 10 and st['answers_unplaced'] > 0 and st['answer_starts_coerced'] > 0
+    for e in exs:  # an example without any placeable answer is unanswerable in every window
+        if not any(s >= 0 for s in e['answers']['answer_start']):
+            assert all(f['start_positions'] == f['cls_index'] for f in feats if f['example_id'] == e['example_id'])
 
 def test_few_mb_context_streams_in_bounded_memory(tok):
     "A 4 MB context: its windows are built at once but as compact arrays; peak RSS growth is measured and bounded"

@@ -12,6 +12,7 @@ import fastai_memstream.squad as squad
 from fastai_memstream.squad import (StreamingSquadProcessor, ChunkedCacheManager, configure_memory_tokens, make_test_xlnet_tokenizer,
                                     upload_processed_dataset_to_hub, load_dataset_from_hub)
 from test_squad_oracle import squad_rows
+from run_qa_recipe import repeated_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 SQUAD = sample_data('squad-v2/dev-v2.0-subset.json')
@@ -32,13 +33,7 @@ def write_jsonl(fn, rows):
 
 def copies(k):
     "The sample `k` times with unique ids and distinct contexts (answer starts shifted)"
-    out = []
-    for c in range(k):
-        pre = f"Copy {c}. "
-        for r in squad_rows():
-            out.append(dict(r, id=f"{r['id']}-{c}", context=pre + r['context'],
-                            answers=dict(text=r['answers']['text'], answer_start=[s + len(pre) for s in r['answers']['answer_start']])))
-    return out
+    return list(repeated_rows(squad_rows(), k))
 
 def run_py(code, **kw):
     "Run `code` in a fresh interpreter (cwd: the repo, so tests/ imports work)"
@@ -72,7 +67,7 @@ def test_all_layouts_give_the_same_features(bert, tmp_path):
         assert table(cm.load('sq', 'validation')).equals(ref), src
         assert p.stats['examples'] == 208 and cm.load_examples('sq', 'validation')['example_id'] == [r['id'] for r in rows]
 
-def test_hub_id_dispatch(bert, monkeypatch, tmp_path):
+def test_hub_id_dispatch(bert, monkeypatch, tmp_path, caplog):
     "A name that is not a local path is a Hub id, opened with datasets.load_dataset(name, split=..., streaming=True)"
     calls = []
     def fake_load(name, split=None, streaming=False, **kw):
@@ -80,8 +75,15 @@ def test_hub_id_dispatch(bert, monkeypatch, tmp_path):
         return datasets.IterableDataset.from_generator(squad_rows)
     monkeypatch.setattr(squad, 'load_dataset', fake_load)
     cm = ChunkedCacheManager(tmp_path)
-    n = P(bert).process_dataset_streaming('rajpurkar/squad_v2', 'validation', max_examples=50, cache_manager=cm)
+    p = StreamingSquadProcessor(bert, progress=False)
+    with caplog.at_level(logging.INFO, logger='fastai_memstream'):
+        n = p.process_dataset_streaming('rajpurkar/squad_v2', 'validation', max_examples=50, cache_manager=cm)
     assert calls == [('rajpurkar/squad_v2', 'validation', True)]
+    msgs = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith('📚 Loading dataset in streaming mode: rajpurkar/squad_v2 (validation)') for m in msgs), msgs
+    issue = ('examples', 'features', 'answerable', 'unanswerable', 'answers_repaired', 'answers_unplaced', 'questions_truncated', 'records_rejected')
+    assert set(issue) <= set(p.stats) and p.stats['examples'] == 50 and p.stats['features'] == n
+    assert p.stats['answerable'] + p.stats['unanswerable'] == 50 and {k: p.stats[k] for k in issue} == {k: cm.manifest('rajpurkar/squad_v2', 'validation')['counts'][k] for k in issue}
     assert len(cm.load('rajpurkar/squad_v2', 'validation')) == n and cm.split_dir('rajpurkar/squad_v2', 'validation').parent.name == 'rajpurkar--squad_v2'
     assert cm.manifest('rajpurkar/squad_v2', 'validation')['counts']['examples'] == 50
     def offline(*a, **k): raise ConnectionError('no network')
@@ -115,6 +117,31 @@ def test_fingerprint_never_reuses_another_setting(bert, xlnet, tmp_path):
     time.sleep(0.01); src.write_text(src.read_text())  # same bytes, new modification time: the input may have changed
     assert build(bert, 128, 32)['fingerprint'] not in fps
     assert cm.manifest(src, 'validation')['params']['tokenizer_fingerprint'] == m0['params']['tokenizer_fingerprint']
+
+def test_tokenizer_fingerprint_stable_and_sensitive(bert, xlnet, tmp_path):
+    """Same tokenizer: same fingerprint, after being called with truncation/padding and after a save/load round trip; another
+    vocabulary of the same size, another normalizer or another padding side: another fingerprint"""
+    fp = squad._tokenizer_fingerprint
+    tok = copy.deepcopy(bert); f0 = fp(tok)
+    tok('Where?', 'In Normandy.', truncation='only_second', max_length=64, stride=16, padding='max_length', return_overflowing_tokens=True)
+    assert fp(tok) == f0  # calling a tokenizer changes its Rust truncation/padding state, which must not miss the cache
+    tok.save_pretrained(tmp_path/'b'); assert fp(AutoTokenizer.from_pretrained(str(tmp_path/'b'))) == f0
+    xl = copy.deepcopy(xlnet); xl.save_pretrained(tmp_path/'x'); assert fp(AutoTokenizer.from_pretrained(str(tmp_path/'x'))) == fp(xlnet)
+    def variant(name, edit, **kw):
+        "The shipped BERT tokenizer with its tokenizer.json edited"
+        d = tmp_path/name; shutil.copytree(sample_data('bert-base-uncased'), d)
+        tj = json.loads((d/'tokenizer.json').read_text(encoding='utf-8')); edit(tj)
+        (d/'tokenizer.json').write_text(json.dumps(tj), encoding='utf-8')
+        return AutoTokenizer.from_pretrained(str(d), **kw)
+    def swap(tj):
+        v = tj['model']['vocab']; v['normandy'],v['france'] = v['france'],v['normandy']
+    same = variant('same', lambda tj: None)
+    swapped = variant('swapped', swap)
+    cased = variant('cased', lambda tj: tj['normalizer'].update(lowercase=False), do_lower_case=False)
+    left = copy.deepcopy(same); left.padding_side = 'left'
+    assert fp(same) == f0 and swapped.convert_tokens_to_ids('normandy') == bert.convert_tokens_to_ids('france')
+    assert cased.tokenize('Rollo') != bert.tokenize('Rollo')
+    assert len(swapped) == len(same) and len({fp(same), fp(swapped), fp(cased), fp(left)}) == 4
 
 # ---- memory tokens -------------------------------------------------------------------------------------------------
 
@@ -172,6 +199,34 @@ def test_hook_subclass(bert, tmp_path):
     one = p._process_single_example(squad_rows()[0])  # callable on a raw row too
     assert 'n_context_tokens' in one[0] and one[0]['example_id'] == squad_rows()[0]['id']
 
+class CustomProcessor(StreamingSquadProcessor):  # the guide's "Custom Processing Logic" example, as it is written there
+    def _process_single_example(self, example, max_n_segs):
+        """Override to add custom processing."""
+        features = super()._process_single_example(example, max_n_segs)
+        for feature in features:
+            feature['custom_field'] = self._compute_custom_value(feature)
+        return features
+
+    def _compute_custom_value(self, feature):
+        return len(feature['context'])
+
+class CustomProcessor2(CustomProcessor):
+    def _compute_custom_value(self, feature): return 2*len(feature['context'])
+
+def test_guide_hook_example(bert, tmp_path):
+    """The guide's subclass works as written (each feature dict carries its context for the hook, not stored per feature), and a
+    change in a helper method the hook calls changes the cache fingerprint"""
+    cm = ChunkedCacheManager(tmp_path)
+    rows = squad_rows()[:40]
+    p = CustomProcessor(bert, 128, 32, progress=False, verbose=False)
+    n = p.process_dataset_streaming(rows, 'validation', cache_manager=cm, name='c')
+    ds,exs = cm.load('c', 'validation'),cm.load_examples('c', 'validation')
+    ctx = dict(zip(exs['example_id'], exs['context']))
+    assert len(ds) == n and 'context' not in ds.column_names and ds['custom_field'] == [len(ctx[i]) for i in ds['example_id']]
+    src = squad._Source(rows, 'validation')
+    fps = {P(bert, 128, 32).cache_fingerprint(src), p.cache_fingerprint(src), CustomProcessor2(bert, 128, 32, progress=False, verbose=False).cache_fingerprint(src)}
+    assert len(fps) == 3
+
 def test_n_workers(bert, tmp_path):
     rows = copies(3)
     ref,_ = P(bert, 128, 32).featurize(rows)
@@ -210,7 +265,11 @@ def test_two_shards_in_two_processes(bert, tmp_path):
     by = {key(r): r for r in ref}
     assert all(r == by[key(r)] for r in ds)
     ids0 = cm.load_examples('sq', 'validation')['example_id']
-    assert ids0[:3] == [r['id'] for r in squad_rows()[0:6:2]]  # shard 0 holds every other example (split_dataset_by_node)
+    rows = squad_rows()
+    assert ids0 == [r['id'] for r in rows[0::2] + rows[1::2]]  # shard after shard; shard r holds records r, r+2... (split_dataset_by_node)
+    eid,seg = ds['example_id'],ds['segment_index']
+    assert [i for k,i in enumerate(eid) if k == 0 or eid[k-1] != i] == ids0  # features in the order of the examples, each example's together
+    assert all(seg[k] == (seg[k-1] + 1 if k and eid[k-1] == eid[k] else 0) for k in range(len(ds)))  # and its windows in order
     shutil.rmtree(cm.shard_dir('sq', 'validation', 1, 2))
     assert not cm.cache_exists('sq', 'validation')
     with pytest.raises(CacheIncompleteError, match=r'shard\(s\) \[1\] of 2'): cm.load('sq', 'validation')
@@ -339,6 +398,19 @@ def test_hub_roundtrip_on_local_folders(bert, tmp_path, monkeypatch):
     assert not (tmp_path/'cache'/'.hub-upload'/'me--squad-mem2').exists()
     with pytest.raises(ValueError, match="no split 'test'"): load_dataset_from_hub(repo, 'test')
     with pytest.raises(ValueError, match="'user/name'"): upload_processed_dataset_to_hub(src, ['train'], tok, hub_dataset_id='nope')
+    # a Hub id is fetched with snapshot_download (only the split's folder and the card), then read like a local folder
+    got = []
+    def fake_snapshot(repo_id, repo_type=None, revision=None, cache_dir=None, token=None, allow_patterns=None, **kw):
+        got.append((repo_id, repo_type, revision, allow_patterns)); return str(FakeApi.root/repo_id)
+    monkeypatch.setattr(huggingface_hub, 'snapshot_download', fake_snapshot)
+    assert table(load_dataset_from_hub('me/squad-mem2', 'validation', revision='v1')).equals(table(cm.load(src, 'validation')))
+    assert got == [('me/squad-mem2', 'dataset', 'v1', ['validation/**', 'README.md'])]
+    # large_folder=True needs HfApi.upload_large_folder (gone from recent huggingface_hub): refused before any processing
+    FakeApi.calls = []
+    if not hasattr(FakeApi, 'upload_large_folder'):
+        with pytest.raises(ValueError, match='large_folder=False'):
+            upload_processed_dataset_to_hub(src, ['train'], tok, hub_dataset_id='me/x', cache_dir=tmp_path/'c2', large_folder=True)
+        assert FakeApi.calls == [] and not (tmp_path/'c2').exists()
 
 # ---- benchmark smoke -----------------------------------------------------------------------------------------------
 

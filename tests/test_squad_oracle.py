@@ -1,60 +1,27 @@
-"""The SQuAD processor against an independent oracle: the transformers `run_qa.py` preprocessing recipe, run through
-`datasets.map(batched=True)`; features must match token for token on clean data, for BERT-style and XLNet-style tokenizers."""
-import os, json
+"""The SQuAD processor against an independent oracle: the transformers `run_qa.py` preprocessing recipe (`run_qa_recipe.py`,
+shared with the benchmark), run through `datasets.map(batched=True)`; features must match token for token on clean data, for
+BERT-style and XLNet-style tokenizers."""
+import os
 os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('HF_DATASETS_OFFLINE', '1')
 import numpy as np, pytest, datasets
+datasets.disable_progress_bars()
 from transformers import AutoTokenizer
 from fastai_memstream.core import sample_data
 from fastai_memstream.squad import StreamingSquadProcessor, make_test_xlnet_tokenizer, configure_memory_tokens
+import run_qa_recipe
 
 def squad_rows(fn=None):
-    "Flat rows (one per question) of a nested SQuAD JSON, read with plain `json` (independent of the package's reader)"
-    d = json.loads(open(fn or sample_data('squad-v2/dev-v2.0-subset.json'), encoding='utf-8').read())
-    return [dict(id=qa['id'], title=a['title'], context=p['context'], question=qa['question'],
-                 answers=dict(text=[x['text'] for x in qa['answers']], answer_start=[x['answer_start'] for x in qa['answers']]))
-            for a in d['data'] for p in a['paragraphs'] for qa in p['qas']]
-
-def run_qa_prepare(tokenizer, max_seq_length, doc_stride):
-    "transformers examples/pytorch/question-answering/run_qa.py: prepare_train_features + prepare_validation_features, merged"
-    pad_on_right = tokenizer.padding_side == 'right'
-    ctx_idx = 1 if pad_on_right else 0
-    def prepare(examples):
-        examples['question'] = [q.lstrip() for q in examples['question']]
-        tk = tokenizer(examples['question' if pad_on_right else 'context'], examples['context' if pad_on_right else 'question'],
-                       truncation='only_second' if pad_on_right else 'only_first', max_length=max_seq_length, stride=doc_stride,
-                       return_overflowing_tokens=True, return_offsets_mapping=True, padding='max_length', return_token_type_ids=True)
-        sample_mapping = tk.pop('overflow_to_sample_mapping')
-        offset_mapping = tk.pop('offset_mapping')
-        tk['start_positions'],tk['end_positions'],tk['cls_index'],tk['example_id'],tk['offset_mapping'],tk['ctx_mask'] = [],[],[],[],[],[]
-        for i, offsets in enumerate(offset_mapping):
-            input_ids = tk['input_ids'][i]
-            cls_index = input_ids.index(tokenizer.cls_token_id)
-            sequence_ids = tk.sequence_ids(i)
-            answers = examples['answers'][sample_mapping[i]]
-            if len(answers['answer_start']) == 0: s = e = cls_index
-            else:
-                start_char = answers['answer_start'][0]
-                end_char = start_char + len(answers['text'][0])
-                token_start_index = 0
-                while sequence_ids[token_start_index] != ctx_idx: token_start_index += 1
-                token_end_index = len(input_ids) - 1
-                while sequence_ids[token_end_index] != ctx_idx: token_end_index -= 1
-                if not (offsets[token_start_index][0] <= start_char and offsets[token_end_index][1] >= end_char): s = e = cls_index
-                else:
-                    while token_start_index < len(offsets) and offsets[token_start_index][0] <= start_char: token_start_index += 1
-                    s = token_start_index - 1
-                    while offsets[token_end_index][1] >= end_char: token_end_index -= 1
-                    e = token_end_index + 1
-            tk['start_positions'].append(s); tk['end_positions'].append(e); tk['cls_index'].append(cls_index)
-            tk['example_id'].append(examples['id'][sample_mapping[i]])
-            tk['offset_mapping'].append([list(o) if sequence_ids[k] == ctx_idx else [-1, -1] for k, o in enumerate(offsets)])
-            tk['ctx_mask'].append([sequence_ids[k] == ctx_idx for k in range(len(offsets))])
-        return tk
-    return prepare
+    "Flat rows (one per question) of a nested SQuAD JSON (default: the shipped sample), read with plain `json`"
+    return run_qa_recipe.squad_rows(fn or sample_data('squad-v2/dev-v2.0-subset.json'))
 
 def run_qa_features(tokenizer, rows, max_seq_length, doc_stride):
-    ds = datasets.Dataset.from_list(rows)
-    return ds.map(run_qa_prepare(tokenizer, max_seq_length, doc_stride), batched=True, remove_columns=ds.column_names)
+    "The recipe's features of `rows`, with what the comparison reads off them: `cls_index`, the context mask, offsets as [-1, -1] outside the context"
+    ref = run_qa_recipe.run_qa_features(tokenizer, datasets.Dataset.from_list(rows), max_seq_length, doc_stride)
+    def extras(b):
+        return dict(cls_index=[ids.index(tokenizer.cls_token_id) for ids in b['input_ids']],
+                    ctx_mask=[[o is not None for o in offs] for offs in b['offset_mapping']],
+                    offset_mapping=[[[-1, -1] if o is None else list(o) for o in offs] for offs in b['offset_mapping']])
+    return ref.map(extras, batched=True)
 
 def pad_features(f, tok, max_len):
     "Our unpadded feature padded the way the recipe pads (tokenizer's side), positions shifted for left padding"
