@@ -6,7 +6,7 @@ Docs: https://fastai-memstream.github.io/fastai_memstream/lm.html.md"""
 
 # %% ../nbs/02_lm.ipynb #8ed3cb1f
 from __future__ import annotations
-import os, random, warnings, itertools, multiprocessing
+import os, random, warnings, itertools, multiprocessing, inspect
 from pathlib import Path
 import numpy as np, torch
 from fastcore.basics import store_attr, ifnone, patch, GetAttr
@@ -85,6 +85,21 @@ class _CtxFakeLoader(_FakeLoader):
         if self.num_workers == 0: return None
         return multiprocessing if self.mp_context is None else multiprocessing.get_context(self.mp_context)
 
+_DL_ARGS = set(inspect.signature(TfmdDL.__init__).parameters) - {'self', 'kwargs'}
+
+def _check_dl_kwargs(kwargs:dict):
+    "Refuse the arguments fastai's `DataLoader` would silently ignore"
+    if not kwargs.pop('is_lm', True):   # accepted as in fastai's `TextDataLoaders` when True
+        raise ValueError("is_lm=False: DiskLMDataLoader makes language-model batches only; for a text classifier use fastai's `TextDataLoaders`")
+    if kwargs.pop('backwards', False):
+        raise ValueError("backwards=True (fastai's backwards language model) is not supported by DiskLMDataLoader; "
+                         "store the documents with their tokens reversed (`DiskLMDataset.from_token_docs(d[::-1] for d in ...)`) instead")
+    if bad := sorted(k for k in kwargs if k not in _DL_ARGS):
+        hint = " (`text_vocab` is an argument of the `DiskLMDataLoaders.from_*` factories)" if 'text_vocab' in bad else ''
+        raise TypeError(f"DiskLMDataLoader got unexpected argument(s) {bad}{hint}; it takes `bs`, `seq_len`, `shuffle`, `seed`, "
+                        "`num_workers`, `rank`, `world_size`, `epoch`, `mp_context` and the arguments of fastai's `DataLoader` "
+                        "(`device`, `pin_memory`, `after_batch`, ...)")
+
 def _open_store(dataset):
     if isinstance(dataset, (str, os.PathLike)): return DiskLMDataset(dataset)
     missing = [a for a in ('data', 'doc_offsets', 'n_docs', 'total_tokens') if not hasattr(dataset, a)]
@@ -113,6 +128,7 @@ class DiskLMDataLoader(TfmdDL):
         world_size,rank = _check_int('world_size', world_size),_check_int('rank', rank, lo=0)
         if rank >= world_size: raise ValueError(f"rank must be in 0..world_size-1, got rank={rank} with world_size={world_size}")
         kwargs.pop('n', None); kwargs.pop('indexed', None)
+        _check_dl_kwargs(kwargs)
         self.seq_len,self.rank,self.world_size,self.mp_context = seq_len,rank,world_size,mp_context
         self.seed = random.randint(0, 2**32-1) if seed is None else _check_int('seed', seed, lo=0)
         self._seed_given = seed is not None
@@ -227,6 +243,13 @@ class DiskLMDataLoader(TfmdDL):
         s = self._state
         s.epoch,s.step = s.epoch+1,0
 
+    def one_batch(self):
+        "fastai's `one_batch`, leaving the loader where it was (epoch, step, pending resume): a peek is not progress"
+        s = self._state
+        saved = s.epoch,s.step,s.resume
+        try: return super().one_batch()
+        finally: s.epoch,s.step,s.resume = saved
+
     def _one_pass(self):
         b = self.create_batch(0)
         if self.device is not None: b = to_device(b, self.device)
@@ -299,7 +322,10 @@ from fastai.text.learner import LMLearner as _LMLearner
 def _lm_get_preds(self, concat_dim=1, **kwargs):
     "`LMLearner.get_preds`; for a `DiskLMDataLoader` without fastai's reordering, which indexes rows by item number and fails for LM loaders"
     dl = kwargs.get('dl')
-    if getattr(dl if dl is not None else self.dls[kwargs.get('ds_idx', 1)], '_memstream_lm', False): kwargs['reorder'] = False
+    if dl is None:
+        try: dl = self.dls[kwargs.get('ds_idx', 1)]
+        except (IndexError, KeyError, TypeError): pass   # fastai's own `get_preds` reports it
+    if getattr(dl, '_memstream_lm', False): kwargs['reorder'] = False
     return self._memstream_orig_get_preds(concat_dim=concat_dim, **kwargs)
 
 if not hasattr(_LMLearner, '_memstream_orig_get_preds'):
@@ -410,8 +436,9 @@ class DiskLMDataLoaders(DataLoaders):
                                device=device, path=kwargs.pop('path', cache_dir), **kwargs)
 
 # %% ../nbs/02_lm.ipynb #b5c33700
-def _build_kw(tok_tfm, rules, min_freq, max_vocab, n_workers, chunk_size, force_rebuild, progress):
-    kw = dict(tok=tok_tfm, rules=rules, min_freq=min_freq, max_vocab=max_vocab, n_workers=n_workers, force_rebuild=force_rebuild, progress=progress)
+def _build_kw(tok_tfm, rules, min_freq, max_vocab, n_workers, chunk_size, force_rebuild, progress, text_vocab=None):
+    kw = dict(tok=tok_tfm, rules=rules, min_freq=min_freq, max_vocab=max_vocab, n_workers=n_workers, force_rebuild=force_rebuild, progress=progress,
+              vocab=text_vocab)
     if chunk_size is not None: kw['chunk_size'] = chunk_size
     return kw
 
@@ -429,6 +456,7 @@ def from_texts(cls:DiskLMDataLoaders, texts, # Training texts (list, Series, or 
                seed:int=None, # Seed of the split (None: 0, so that a second call reuses the stores) and of the shuffling
                bs:int=64, seq_len:int=72, # Streams per batch, tokens per row
                min_freq:int=3, max_vocab:int=60000, # fastai `make_vocab` settings for the training vocabulary
+               text_vocab=None, # A vocabulary (list of str) to numericalize with instead of making one, as in fastai's `TextDataLoaders`
                tok_tfm=None, # fastai word tokenizer (e.g. `SpacyTokenizer`, `SentencePieceTokenizer`); None: spaCy
                rules=None, # Text rules; None: fastai's `defaults.text_proc_rules`
                n_workers:int=None, # Tokenizing processes (None: all cores)
@@ -440,7 +468,7 @@ def from_texts(cls:DiskLMDataLoaders, texts, # Training texts (list, Series, or 
                **kwargs): # Passed to `from_stores` (`shuffle`, `val_bs`, `path`, ...)
     "Tokenize and numericalize `texts` once into `cache_dir/'train'` and `'valid'` stores with one vocabulary, as fastai makes it"
     cache_dir = Path(cache_dir)
-    kw = _build_kw(tok_tfm, rules, min_freq, max_vocab, n_workers, chunk_size, force_rebuild, progress)
+    kw = _build_kw(tok_tfm, rules, min_freq, max_vocab, n_workers, chunk_size, force_rebuild, progress, text_vocab)
     if isinstance(texts, (str, bytes)): raise TypeError("texts must be a list (or Series, or iterable) of str, not a single string")
     if valid_texts is None:
         if not hasattr(texts, '__len__'):
@@ -465,7 +493,7 @@ def from_df(cls:DiskLMDataLoaders, df, # DataFrame with a text column
             text_col=0, # Text column (name or position) or list of them, as in `TextDataLoaders.from_df`
             valid_col=None, # Boolean column marking validation rows (fastai's `ColSplitter`)
             mark_fields:bool=None, # `xxfld` markers between columns (None: only with several columns)
-            bs:int=64, seq_len:int=72, min_freq:int=3, max_vocab:int=60000, tok_tfm=None, rules=None, # As in `from_texts`
+            bs:int=64, seq_len:int=72, min_freq:int=3, max_vocab:int=60000, text_vocab=None, tok_tfm=None, rules=None, # As in `from_texts`
             n_workers:int=None, num_workers:int=0, device=None, chunk_size:int=None, force_rebuild:bool=False, progress:bool=True, # As in `from_texts`
             **kwargs): # Passed to `from_stores`
     "Like `TextDataLoaders.from_df(df, is_lm=True)`, through stores in `cache_dir` built once"
@@ -475,7 +503,7 @@ def from_df(cls:DiskLMDataLoaders, df, # DataFrame with a text column
         mask = df[valid_col].values.astype(bool)
         trn,val = np.flatnonzero(~mask),np.flatnonzero(mask)
     else: trn,val = _split_idxs(len(df), valid_pct, ifnone(seed, 0))
-    kw = _build_kw(tok_tfm, rules, min_freq, max_vocab, n_workers, chunk_size, force_rebuild, progress)
+    kw = _build_kw(tok_tfm, rules, min_freq, max_vocab, n_workers, chunk_size, force_rebuild, progress, text_vocab)
     train,valid = _tv(DiskLMDataset.from_df(df, cache_dir, text_col=text_col, mark_fields=mark_fields, splits={'train': trn, 'valid': val}, **kw))
     return cls.from_stores(train, valid, bs=bs, seq_len=seq_len, num_workers=num_workers, device=device, seed=seed,
                            path=kwargs.pop('path', cache_dir), **kwargs)
@@ -486,14 +514,14 @@ def from_folder(cls:DiskLMDataLoaders, path, # Folder of text files
                 train:str='train', valid:str='valid', # Subfolders of training and validation files (when `valid_pct` is None)
                 valid_pct:float=None, # Split the files of `path` at random instead (fastai's `RandomSplitter`)
                 seed:int=None, # Seed of the split (None: 0) and of the shuffling
-                bs:int=64, seq_len:int=72, min_freq:int=3, max_vocab:int=60000, tok_tfm=None, rules=None, # As in `from_texts`
+                bs:int=64, seq_len:int=72, min_freq:int=3, max_vocab:int=60000, text_vocab=None, tok_tfm=None, rules=None, # As in `from_texts`
                 n_workers:int=None, num_workers:int=0, device=None, chunk_size:int=None, force_rebuild:bool=False, progress:bool=True, # As in `from_texts`
                 **kwargs): # Passed to `from_stores`
     "Like `TextDataLoaders.from_folder(path, is_lm=True)`: one document per text file, through stores built once"
     from fastai.data.transforms import get_text_files
     path = Path(path)
     cache_dir = Path(ifnone(cache_dir, path.parent/f'{path.name}_lm'))
-    kw = _build_kw(tok_tfm, rules, min_freq, max_vocab, n_workers, chunk_size, force_rebuild, progress)
+    kw = _build_kw(tok_tfm, rules, min_freq, max_vocab, n_workers, chunk_size, force_rebuild, progress, text_vocab)
     if valid_pct is None:
         for f in (train, valid):
             if not (path/f).is_dir(): raise FileNotFoundError(f"{path/f} is not a folder: put the texts in {path/train} and {path/valid}, or pass valid_pct")

@@ -21,6 +21,9 @@ __all__ = ['LM_FORMAT', 'LM_VERSION', 'DiskLMDataset', 'make_tokenizer', 'wikite
 
 # %% ../nbs/01_store.ipynb #5f1a5575
 LM_FORMAT = 'fastai_memstream.lm_store'
+def _content_id(m:dict)->str:
+    "Short digest of a store's contents: the SHA-256 prefixes of its token and offset files (a rebuild with the same contents keeps it)"
+    return ''.join(m['arrays'][k].get('sha256', '')[:16] for k in ('tokens', 'doc_offsets'))
 LM_VERSION = 1
 _FIX = 'rebuild it with one of the `DiskLMDataset.from_*` builders (pass `force_rebuild=True` to replace the folder)'
 _LEGACY = ('tokens.npy', 'meta.json', 'vocab.pkl')
@@ -41,7 +44,7 @@ def _check_legacy(path:Path):
 class DiskLMDataset:
     "A committed LM token store: tokens memory-mapped from `tokens.bin`, documents by offset, vocabulary from JSON"
     def __init__(self, cache_dir): # Folder of a store written by one of the `from_*` builders
-        self.path = Path(cache_dir)
+        self.path,self._expect = Path(cache_dir),None
         self._reset()
         self.meta # read and check the manifest now: a wrong folder fails here, not in a DataLoader worker
 
@@ -54,6 +57,10 @@ class DiskLMDataset:
             _check_legacy(self.path)
             m = read_manifest(self.path, LM_FORMAT, (LM_VERSION,), fix=_FIX)
             verify_files(self.path, m, fix=_FIX)
+            if self._expect is not None and _content_id(m) != self._expect:
+                raise CacheCorruptError(f"{self.path} was rebuilt with other contents after this DiskLMDataset was opened (in another process): "
+                                        "a copy sent to a DataLoader worker would read other tokens than its parent. Don't rebuild a store "
+                                        "while loaders use it; reopen it (`DiskLMDataset(path)`) and make the loaders again.")
             self._meta = m
         return self._meta
 
@@ -115,8 +122,10 @@ class DiskLMDataset:
             if hi >= vs: raise CacheCorruptError(f"{self.path}: tokens.bin holds id {hi}, past the vocabulary of {vs:,}; {_FIX}")
         return self
 
-    def __getstate__(self): return {'path': str(self.path)}
-    def __setstate__(self, d): self.path = Path(d['path']); self._reset()
+    def __getstate__(self):
+        "The path, and a short digest of the contents so that a copy refuses a store rebuilt since (no tokens, no offsets)"
+        return {'path': str(self.path), 'content': _content_id(self.meta)}
+    def __setstate__(self, d): self.path,self._expect = Path(d['path']),d.get('content'); self._reset()
     def __fingerprint__(self): return (str(self.path.resolve()), self.meta['fingerprint'], self.meta['created'])
 
     def __repr__(self):
@@ -165,6 +174,17 @@ class _TokenWriter:
             if hi > self.max_id: self.max_id = hi
         self.buf.append(ids.astype(self.dtype, copy=False)); self.nbuf += len(ids)
         self.n_tokens += len(ids); self.n_docs += 1; self.offs.append(self.n_tokens)
+        if self.nbuf >= self.chunk_tokens: self.flush()
+
+    def add_many(self, ids:np.ndarray, lens:np.ndarray, idx0:int):
+        "Append documents `idx0, idx0+1, ...` given as their ids one after the other and their lengths (ids unchecked: they come from a vocabulary or a store)"
+        lens = np.asarray(lens, dtype=np.int64)
+        assert len(ids) == lens.sum(), (len(ids), lens.sum())
+        if (empty := np.flatnonzero(lens == 0)).size: self.n_empty += len(empty); self.skipped += (empty + idx0).tolist()
+        if not len(lens := lens[lens > 0]): return
+        self.buf.append(np.asarray(ids).astype(self.dtype, copy=False)); self.nbuf += len(ids)
+        self.offs += (self.n_tokens + np.cumsum(lens)).tolist()
+        self.n_tokens += int(lens.sum()); self.n_docs += len(lens)
         if self.nbuf >= self.chunk_tokens: self.flush()
 
     def flush(self):
@@ -276,13 +296,30 @@ def from_token_docs(cls:DiskLMDataset, docs, # Iterable of 1-D integer sequences
     return _build_store(cls, cache_dir, fp, build, force_rebuild)
 
 # %% ../nbs/01_store.ipynb #09fa203a
-def _copy_docs(src:DiskLMDataset, idxs:np.ndarray, cache_dir, fp:str, params:dict, force_rebuild:bool=False, progress:bool=False):
-    "Store documents `idxs` of `src`, in that order, in a new store at `cache_dir` with `src`'s vocabulary (streaming from the memory map)"
+def _doc_groups(lens:np.ndarray, max_tokens:int):
+    "`(start, end)` of consecutive runs of documents of at most `max_tokens` tokens in all (a longer document makes a run alone)"
+    cum,s = np.cumsum(lens),0
+    while s < len(lens):
+        e = max(s+1, int(np.searchsorted(cum, (cum[s-1] if s else 0) + max_tokens, 'right')))
+        yield s,e
+        s = e
+
+def _copy_docs(src:DiskLMDataset, idxs:np.ndarray, cache_dir, fp:str, params:dict, force_rebuild:bool=False, progress:bool=False,
+               chunk_tokens:int=1<<20):
+    "Store documents `idxs` of `src`, in that order, in a new store at `cache_dir` with `src`'s vocabulary (one gather from the memory map per chunk)"
     m = src.meta
     def build(tmp):
-        w = _TokenWriter(tmp, src.vocab_size, dtype=src.dtype)
-        o,data = src.doc_offsets,src.data
-        for i in (progress_bar(idxs, leave=False) if progress else idxs): w.add(data[o[i]:o[i+1]], int(i), check=False)
+        w = _TokenWriter(tmp, src.vocab_size, dtype=src.dtype, chunk_tokens=chunk_tokens)
+        o,data = np.asarray(src.doc_offsets),np.asarray(src.data)
+        st = o[idxs]; lens = o[idxs+1] - st
+        groups = list(_doc_groups(lens, chunk_tokens))
+        for a,b in (progress_bar(groups, leave=False) if progress else groups):
+            s,n = st[a:b],lens[a:b]
+            if b-a == 1: toks = data[s[0]:s[0]+n[0]]
+            else:
+                ends = np.cumsum(n)
+                toks = data[np.arange(ends[-1]) + np.repeat(s - (ends - n), n)]
+            w.add_many(toks, n, a)
         _commit(tmp, fp, w, src.vocab, src.vocab_size, counts={k:v for k,v in m['counts'].items() if k == 'max_id'}, params={**m['params'], **params})
     return _build_store(type(src), cache_dir, fp, build, force_rebuild)
 
@@ -610,10 +647,8 @@ def _build_from_texts(cls, items, cache_dir, src_fp:str, n_items:int|None, build
                     m = np.fromiter((o2i.get(t, -1) for t in uniq), np.int64, len(uniq))
                     n_unk += int(np.bincount(ids, minlength=len(uniq))[m < 0].sum())
                     m[m < 0] = 0
-                g,st = m[ids],0
-                for n in lens.tolist():
-                    w.add(g[st:st+n], n_texts, check=False)
-                    st += n; n_texts += 1
+                w.add_many(m[ids], lens, n_texts)
+                n_texts += len(lens)
             arrays = w.close()
         except BaseException: w.abort(); raise
         counts_ = dict(n_texts=n_texts)
