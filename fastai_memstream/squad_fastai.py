@@ -6,30 +6,28 @@ Docs: https://fastai-memstream.github.io/fastai_memstream/squad_fastai.html.md""
 
 # %% ../nbs/04_squad_fastai.ipynb #81746aa1
 from __future__ import annotations
-import re, string, math, inspect, collections, dataclasses, heapq, os, random, warnings, json
+import re, string, math, inspect, collections, dataclasses, heapq, os
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
-from fastcore.basics import store_attr, patch, ifnone, listify
+from fastcore.basics import store_attr, ifnone, listify
 from fastcore.meta import delegates
-from fastai.torch_core import to_detach, default_device, set_seed, rank_distrib, num_distrib, distrib_barrier
+from fastai.torch_core import to_detach, default_device, set_seed, rank_distrib, apply
 from fastai.data.core import TfmdDL, DataLoaders, Datasets
 from fastai.data.load import DataLoader
 from fastai.data.block import TransformBlock, DataBlock
-from fastai.data.transforms import IndexSplitter
 from fastai.learner import Learner, Metric
-from fastai.callback.core import Callback, CancelBatchException
-from fastai.optimizer import Adam
+from fastai.callback.core import Callback
 import fastai.callback.schedule, fastai.callback.progress   # fit_one_cycle, lr_find, progress bars
 from fasttransform import Transform
-from fastprogress.fastprogress import progress_bar
-from .core import logger, MemstreamError, TableFloat
+from .core import logger, TableFloat
+from . import distrib as _distrib   # `learn.distrib_ctx()` asks loaders with `distrib_shard` for their share
 
 # %% auto #0
 __all__ = ['normalize_answer', 'get_tokens', 'compute_exact', 'compute_f1', 'squad_v2_evaluate', 'SquadFeatures',
            'SquadPostProcessor', 'qa_logits', 'SquadLoss', 'QAModel', 'qa_splitter', 'squad_collate', 'SquadFeature',
            'SquadFeatureGetter', 'SquadDataLoader', 'SquadBlock', 'squad_items', 'ExampleSplitter', 'SquadMetric',
-           'squad_metrics', 'squad_learner', 'TimeStepMajorDataLoader', 'merge_dicts', 'MemoryQAModel',
+           'squad_metrics', 'SquadLearner', 'squad_learner', 'TimeStepMajorDataLoader', 'merge_dicts', 'MemoryQAModel',
            'MemoryCallback', 'SquadDataLoaders', 'qa_predict', 'TrainingConfig', 'XLNetRecurrentTrainer']
 
 # %% ../nbs/04_squad_fastai.ipynb #a125e4f5
@@ -188,7 +186,9 @@ class SquadFeatures:
             seg = np.asarray(self.feats['segment_index'], dtype=np.int64)
             order = np.lexsort((seg, codes))
             counts = np.bincount(codes, minlength=len(uniq))
-            self._docs = (order.astype(np.int64), np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), np.asarray(uniq, dtype=object))
+            rank = np.empty(len(order), np.int64); rank[order] = np.arange(len(order))
+            self._docs = (order.astype(np.int64), np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), np.asarray(uniq, dtype=object),
+                          codes.astype(np.int64), rank)
         return self._docs
 
     @property
@@ -199,10 +199,18 @@ class SquadFeatures:
         return np.diff(self._doc_index()[1])
     def doc_features(self, i:int)->np.ndarray:
         "Feature indices of document (example) `i`, in segment order"
-        order,offs,_ = self._doc_index()
+        order,offs,*_ = self._doc_index()
         return order[offs[i]:offs[i+1]]
     @property
     def doc_example_ids(self): return self._doc_index()[2]
+    @property
+    def feature_docs(self)->np.ndarray:
+        "Document (example) number of each feature"
+        return self._doc_index()[3]
+    @property
+    def feature_ranks(self)->np.ndarray:
+        "Position of each feature when features are sorted by document, then segment"
+        return self._doc_index()[4]
 
 # %% ../nbs/04_squad_fastai.ipynb #2fd8114e
 class SquadPostProcessor:
@@ -211,7 +219,8 @@ class SquadPostProcessor:
                  n_best:int=20, # Start and end positions considered per window, and candidates kept per example
                  max_answer_length:int=30, # Longest answer, in tokens
                  null_threshold:float=0., # Predict no answer when null score - best span score exceeds it
-                 score:bool=True): # Score each finished example against its gold answers
+                 score:bool=True, # Score each finished example against its gold answers
+                 max_n_segs:int=None): # Windows per example the loader yields at most (an example is finished after that many)
         store_attr()
         self.reset()
 
@@ -237,7 +246,7 @@ class SquadPostProcessor:
 
     def _add_window(self, s, e, offs, cls, eid, total):
         st = self.pending.get(eid)
-        if st is None: st = self.pending[eid] = [0, total, math.inf, []]
+        if st is None: st = self.pending[eid] = [0, total if self.max_n_segs is None else min(total, self.max_n_segs), math.inf, []]
         st[0] += 1
         st[2] = min(st[2], float(s[cls] + e[cls]))
         ctx = offs[:, 0] >= 0
@@ -332,6 +341,11 @@ class QAModel(nn.Module):
         x = self._inputs(args, kwargs)
         return qa_logits(self.model(**_hf_kwargs(self.model, x)))
 
+def _core_model(model):
+    "`model` without `DistributedDataParallel` (or other `.module`) wrappers"
+    while not isinstance(model, QAModel) and hasattr(model, 'module'): model = model.module
+    return model
+
 # %% ../nbs/04_squad_fastai.ipynb #b23fe5a3
 def _base(model):
     "The Hugging Face base model inside `model` (through `QAModel` and DDP wrappers)"
@@ -418,6 +432,42 @@ def _text_rows(feats, idxs)->list:
         res.append(dict(question=ex['question'], context=window, answer=ans))
     return res
 
+def _check_shard(rank, world_size):
+    for k,v in (('rank', rank), ('world_size', world_size)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)): raise TypeError(f"{k} must be an integer, got {v!r}")
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
+
+def _shared_seed(rng, world_size:int)->int:
+    "A seed drawn from `rng`, broadcast from rank 0 when a process group is up, so every rank shuffles alike"
+    seed = rng.randint(0, 2**31-1)
+    if world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+        dev = 'cuda' if torch.distributed.get_backend() == 'nccl' else 'cpu'
+        t = torch.tensor([seed], dtype=torch.int64, device=dev)
+        torch.distributed.broadcast(t, 0)
+        seed = int(t.item())
+    return seed
+
+def _to_detach_local(b, cpu=True, gather=True):
+    "`to_detach` that gathers only scalars (losses) across ranks: predictions stay with the rank that made them"
+    return apply(lambda o: to_detach(o, cpu, gather=gather and torch.is_tensor(o) and o.ndim == 0), b)
+
+def _ragged_positions(starts, lens)->np.ndarray:
+    "Concatenation of `range(s, s+l)` for each start and length"
+    if not len(lens) or not lens.sum(): return np.zeros(0, np.int64)
+    return np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(lens.sum())
+
+def _same_rng(dl, src):
+    "`dl` drawing the random numbers `src` would (shares of one loader shuffle alike, even without a process group)"
+    dl.rng.setstate(src.rng.getstate())
+    return dl
+
+def _unscored(o):
+    "The item `o` with `feature_idx` -1: trained on, never scored"
+    if isinstance(o, tuple): return (_unscored(o[0]),) + o[1:]
+    r = SquadFeature(o); r['feature_idx'] = -1
+    return r
+
 class SquadDataLoader(TfmdDL):
     "`TfmdDL` of SQuAD features padded per batch, yielding `(x, start_positions, end_positions, feature_idx)`"
     @delegates(TfmdDL.__init__)
@@ -425,11 +475,19 @@ class SquadDataLoader(TfmdDL):
                  feats:SquadFeatures=None, # The features the indices refer to
                  as_dict:bool=True, # Inputs as a dict (else a tuple)
                  pad_to_multiple_of:int=None, # Round padded lengths up to a multiple of this
+                 rank:int=0, # This process's share of the examples (see `distrib_shard`)
+                 world_size:int=1, # Number of shares
                  **kwargs):
         if feats is None: raise ValueError("SquadDataLoader needs `feats=` (the SquadFeatures the items index)")
-        self.feats,self.as_dict,self.pad_to_multiple_of = feats,as_dict,pad_to_multiple_of
+        _check_shard(rank, world_size)
+        self.feats,self.as_dict,self.pad_to_multiple_of,self.rank,self.world_size = feats,as_dict,pad_to_multiple_of,rank,world_size
+        self._by_ex = None
         super().__init__(dataset, **kwargs)
+        if world_size > 1: self.n = self._shard_size()
 
+    def create_item(self, s):
+        if s is None or s >= 0: return super().create_item(s)
+        return _unscored(super().create_item(~s))   # a window repeated to even out the ranks
     def create_batch(self, b):
         rows = [o[0] if isinstance(o, tuple) else o for o in b]
         f = self.feats
@@ -437,8 +495,50 @@ class SquadDataLoader(TfmdDL):
                              self.as_dict, self.pad_to_multiple_of)
     def do_batch(self, b): return self.create_batch(self.before_batch(b))
     def new(self, dataset=None, cls=None, **kwargs):
-        for k in ('feats', 'as_dict', 'pad_to_multiple_of'): kwargs.setdefault(k, getattr(self, k))
+        for k in ('feats', 'as_dict', 'pad_to_multiple_of', 'rank', 'world_size'): kwargs.setdefault(k, getattr(self, k))
         return super().new(dataset, cls, **kwargs)
+
+    # -- distributed
+    def _by_example(self)->tuple:
+        "Item positions sorted by example then segment, and the offsets of each example's run"
+        if self._by_ex is None:
+            try: fi = np.asarray(list(self.dataset.items), dtype=np.int64)
+            except (AttributeError, TypeError, ValueError):
+                raise TypeError("sharding a SquadDataLoader needs a dataset whose `items` are feature indices (a `SquadBlock` DataBlock or "
+                                "`SquadDataLoaders`)") from None
+            pos = np.argsort(self.feats.feature_ranks[fi], kind='stable')
+            d = self.feats.feature_docs[fi[pos]]
+            self._by_ex = (pos, np.concatenate([[0], np.flatnonzero(np.diff(d)) + 1, [len(d)]]).astype(np.int64))
+        return self._by_ex
+
+    def _shard_size(self)->int:
+        "Windows per rank: every rank's share, padded to the most any cut of whole examples can give one rank"
+        pos,offs = self._by_example()
+        if not len(pos): return 0
+        return -(-len(pos)//self.world_size) + int(np.diff(offs).max()) - 1
+
+    def get_idxs(self)->list:
+        if self.world_size == 1: return super().get_idxs()
+        pos,offs = self._by_example()
+        lens = np.diff(offs)
+        seed = _shared_seed(self.rng, self.world_size) if self.shuffle else None
+        order = np.random.default_rng(seed).permutation(len(lens)) if self.shuffle else np.arange(len(lens))
+        start = np.cumsum(lens[order]) - lens[order]
+        owner = np.minimum(start*self.world_size//len(pos), self.world_size - 1)   # cut the example sequence into W runs of windows
+        mine_ex = order[owner == self.rank]
+        mine = pos[_ragged_positions(offs[mine_ex], lens[mine_ex])]
+        if self.shuffle: mine = np.random.default_rng([seed, self.rank]).permutation(mine)
+        assert len(mine) <= self.n, (len(mine), self.n)
+        pad = np.resize(mine if len(mine) else pos, self.n - len(mine))
+        return [int(i) for i in mine] + [~int(i) for i in pad]
+
+    def distrib_shard(self, rank:int, # This process's rank
+                      world_size:int): # Number of processes
+        "This process's share for `learn.distrib_ctx()`: whole examples, the same number of batches on every rank"
+        if (rank, world_size) == (self.rank, self.world_size): return self
+        if self.world_size != 1: raise ValueError(f"this loader is already rank {self.rank} of {self.world_size}; shard the original loader")
+        return _same_rng(self.new(rank=rank, world_size=world_size), self)
+    def to_detach(self, b, cpu=True, gather=True): return _to_detach_local(b, cpu, gather and self.world_size > 1)
 
     def show_batch(self, b=None, max_n:int=9, ctxs=None, show:bool=True, trunc_at:int=300, **kwargs):
         "Show question, context window and labelled answer of the first `max_n` rows of `b` (a new batch by default)"
@@ -472,10 +572,7 @@ def ExampleSplitter(feats:SquadFeatures, # The features the items index
         n = feats.n_docs
         valid_docs = np.zeros(n, bool)
         valid_docs[rng.permutation(n)[:max(1, int(round(valid_pct*n)))]] = True
-        order,offs,_ = feats._doc_index()
-        doc_of = np.empty(len(feats), np.int64)
-        doc_of[order] = np.repeat(np.arange(n), np.diff(offs))
-        v = valid_docs[doc_of[np.asarray(list(items), dtype=np.int64)]]
+        v = valid_docs[feats.feature_docs[np.asarray(list(items), dtype=np.int64)]]
         return list(np.nonzero(~v)[0]),list(np.nonzero(v)[0])
     return _inner
 
@@ -498,20 +595,21 @@ def _from_sums(a)->dict:
 
 class _SquadEvalState:
     "Post-processor shared by the `SquadMetric`s of one `squad_metrics()` call"
-    def __init__(self, **pp_kwargs): self.pp_kwargs,self.pp,self.res = pp_kwargs,None,None
-    def reset(self): self.pp,self.res = None,None
+    def __init__(self, **pp_kwargs): self.pp_kwargs,self.pp,self.res,self.shards = pp_kwargs,None,None,1
+    def reset(self): self.pp,self.res,self.shards = None,None,1
     def accumulate(self, learn):
         feats = _dl_feats(learn.dl)
         if feats is None: raise ValueError("SQuAD metrics need a loader of SQuAD features (SquadDataLoader or TimeStepMajorDataLoader)")
-        if self.pp is None or self.pp.feats is not feats: self.pp = SquadPostProcessor(feats, **self.pp_kwargs)
+        mx = getattr(learn.dl, 'max_n_segs', None)   # a time-step-major loader may cap the windows of an example
+        if self.pp is None or self.pp.feats is not feats or self.pp.max_n_segs != mx: self.pp = SquadPostProcessor(feats, max_n_segs=mx, **self.pp_kwargs)
         s,e = qa_logits(learn.pred)
         self.pp.add(s, e, learn.yb[-1])
-        self.res = None
+        self.res,self.shards = None,getattr(learn.dl, 'world_size', 1) or 1   # a loader's share of a distributed run: sum over the ranks
     def result(self)->dict:
         if self.res is None:
             if self.pp is not None: self.pp.finalize()
             a = _sums(self.pp) if self.pp is not None else np.zeros(9)
-            if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+            if self.shards > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
                 t = torch.from_numpy(a)
                 torch.distributed.all_reduce(t)
                 a = t.numpy()
@@ -526,7 +624,9 @@ class SquadMetric(Metric):
     def accumulate(self, learn):
         if self.primary: self.state.accumulate(learn)
     @property
-    def value(self): return TableFloat(self.state.result()[self.key], 2)   # percent, printed with 2 decimals
+    def value(self):
+        v = self.state.result()[self.key]
+        return None if v is None else TableFloat(v, 2)   # percent, printed with 2 decimals; None when no question of that kind
     @property
     def name(self): return self.key
 
@@ -541,6 +641,19 @@ def squad_metrics(keys=_SCORE_KEYS, # Scores to report: exact, f1, total and the
     return [SquadMetric(k, st, primary=(i == 0)) for i,k in enumerate(keys)]
 
 # %% ../nbs/04_squad_fastai.ipynb #52b1b86d
+class SquadLearner(Learner):
+    "A `Learner` for extractive QA whose `predict` answers a question over a context (see `qa_predict`)"
+    def predict(self, item, # `(question, context)`, or a dict with `question` and `context`
+                **kwargs): # `qa_predict` settings (`n_best`, `max_answer_length`, `null_threshold`, `max_n_segs`)
+        "Answer a question over a context of any length: `{'answer', 'null_score_diff', 'n_windows'}`"
+        if isinstance(item, dict) and {'question', 'context'} <= set(item): q,c = item['question'],item['context']
+        elif isinstance(item, (tuple, list)) and len(item) == 2: q,c = item
+        else: raise TypeError(f"predict takes (question, context) or a dict with 'question' and 'context', got {type(item).__name__}")
+        return qa_predict(self, q, c, **kwargs)
+    def qa_predict(self, question:str, context:str, **kwargs):
+        "Answer `question` over `context` (see `qa_predict`)"
+        return qa_predict(self, question, context, **kwargs)
+
 @delegates(Learner.__init__)
 def squad_learner(dls:DataLoaders, # SQuAD loaders (`SquadDataLoaders`, a `SquadBlock` DataBlock, or time-step-major loaders)
                   model:nn.Module, # A Hugging Face QA model, a `QAModel`, or a `MemoryQAModel`
@@ -548,12 +661,12 @@ def squad_learner(dls:DataLoaders, # SQuAD loaders (`SquadDataLoaders`, a `Squad
                   metrics=None, # Defaults to `squad_metrics()`; pass `[]` for none
                   splitter=qa_splitter, # Parameter groups for discriminative learning rates
                   cbs=None, # Extra callbacks
-                  **kwargs)->Learner:
-    "A `Learner` for extractive QA on SQuAD features, with SQuAD v2 metrics"
+                  **kwargs)->SquadLearner:
+    "A `SquadLearner` for extractive QA on SQuAD features, with SQuAD v2 metrics"
     if not isinstance(model, QAModel): model = QAModel(model)
     cbs = listify(cbs)
     if getattr(model, 'n_mem', 0) and not any(type(c).__name__ == 'MemoryCallback' for c in cbs): cbs.append(MemoryCallback())
-    return Learner(dls, model, loss_func=ifnone(loss_func, SquadLoss()), metrics=squad_metrics() if metrics is None else metrics,
+    return SquadLearner(dls, model, loss_func=ifnone(loss_func, SquadLoss()), metrics=squad_metrics() if metrics is None else metrics,
                    splitter=splitter, cbs=cbs, **kwargs)
 
 # %% ../nbs/04_squad_fastai.ipynb #9a213af7
@@ -564,23 +677,19 @@ class TimeStepMajorDataLoader(DataLoader):
                  shuffle:bool=False, # Shuffle documents (grouped by similar window counts)
                  num_workers:int=0, # Worker processes (each builds whole batches)
                  as_dict:bool=True, # Must be True: memory inputs travel in the dict
-                 rank:int=None, # This process's rank (default: from the environment, as fastai's `rank_distrib`)
-                 world_size:int=None, # Number of processes (default: `num_distrib()`, 1 when not distributed)
+                 rank:int=0, # This process's share of the documents (see `distrib_shard`)
+                 world_size:int=1, # Number of shares
                  max_n_segs:int=None, # Use at most this many windows per document
                  docs=None, # Indices of the documents to use (default: all)
                  **kwargs):
         if not isinstance(dataset, SquadFeatures): raise TypeError(f"TimeStepMajorDataLoader takes SquadFeatures, got {type(dataset).__name__}")
         if not as_dict: raise ValueError("TimeStepMajorDataLoader yields dict inputs (the memory callback needs `document_mask` and `time_step`): use as_dict=True")
+        _check_shard(rank, world_size)
         for k in ('drop_last', 'n', 'indexed'): kwargs.pop(k, None)
         super().__init__(dataset, bs=bs, shuffle=shuffle, num_workers=num_workers, indexed=True, n=None, **kwargs)
-        self.feats,self.as_dict,self.max_n_segs = dataset,as_dict,max_n_segs
+        self.feats,self.as_dict,self.max_n_segs,self.rank,self.world_size = dataset,as_dict,max_n_segs,rank,world_size
         self.docs = np.arange(dataset.n_docs) if docs is None else np.asarray(docs, dtype=np.int64)
-        self._rank,self._world = rank,world_size
 
-    @property
-    def rank(self): return rank_distrib() if self._rank is None else self._rank
-    @property
-    def world_size(self): return max(num_distrib(), 1) if self._world is None else self._world
     @property
     def n_inp(self): return 1
     @property
@@ -590,59 +699,58 @@ class TimeStepMajorDataLoader(DataLoader):
         return l if self.max_n_segs is None else np.minimum(l, self.max_n_segs)
 
     def _groups(self, seed=None)->list:
-        "Document groups of this rank: a list of `(docs, n_steps)`, docs with -1 for empty slots"
+        "Document groups of this rank: `(docs, repeated, n_steps)`, docs -1 for empty slots, `repeated` for copies that even out the ranks"
         lens,bs,W,r = self.lengths,self.bs,self.world_size,self.rank
         n = len(self.docs)
         perm = self.docs[np.random.default_rng(seed).permutation(n)] if seed is not None else self.docs
         docs = perm[np.argsort(lens[perm], kind='stable')]
-        if n % W: docs = _pad_docs(docs, lens, W)
+        rep = np.zeros(n, bool)
+        if n % W: docs,rep = _pad_docs(docs, lens, W)
         res = []
         for i in range(0, len(docs), bs*W):
             sup = docs[i:i+bs*W]
-            mine = sup[r::W]
-            res.append((np.concatenate([mine, np.full(bs - len(mine), -1)]).astype(np.int64), int(lens[sup].max())))
+            mine,k = sup[r::W],bs - len(sup[r::W])
+            res.append((np.concatenate([mine, np.full(k, -1)]).astype(np.int64), np.concatenate([rep[i:i+bs*W][r::W], np.zeros(k, bool)]),
+                        int(lens[sup].max())))
         if seed is not None:
             order = np.random.default_rng(seed + 1).permutation(len(res))
             res = [res[j] for j in order]
         return res
 
-    def __len__(self): return int(sum(t for _,t in self._groups()))
-
-    def _shared_seed(self)->int:
-        seed = self.rng.randint(0, 2**31-1)
-        if self.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
-            dev = 'cuda' if torch.distributed.get_backend() == 'nccl' else 'cpu'
-            t = torch.tensor([seed], dtype=torch.int64, device=dev)
-            torch.distributed.broadcast(t, 0)
-            seed = int(t.item())
-        return seed
+    def __len__(self): return int(sum(t for *_,t in self._groups()))
 
     def get_idxs(self)->list:
-        "Flat list of `(feature_idx, t)` slots, `bs` per batch, time-step major"
+        "Flat list of `(feature_idx, t, scored)` slots, `bs` per batch, time-step major"
         idxs = []
-        for docs,T in self._groups(self._shared_seed() if self.shuffle else None):
+        for docs,rep,T in self._groups(_shared_seed(self.rng, self.world_size) if self.shuffle else None):
             feats = [self.feats.doc_features(d)[:T] if d >= 0 else () for d in docs]
-            for t in range(T): idxs += [(int(f[t]) if t < len(f) else -1, t) for f in feats]
+            for t in range(T): idxs += [(int(f[t]), t, not r) if t < len(f) else (-1, t, False) for f,r in zip(feats, rep)]
         return idxs
 
     def create_batches(self, samps): yield from map(self.do_batch, self.chunkify(samps))
     def create_batch(self, b):
-        fi = [f for f,_ in b]
+        fi = [f for f,*_ in b]
         act = [f for f in fi if f >= 0]
         got = self.feats.train_rows(act) if act else {}
         pos = np.cumsum([f >= 0 for f in fi]) - 1
         rows = [None if f < 0 else {k: got[k][pos[i]] for k in _TRAIN_COLS} for i,f in enumerate(fi)]
         f = self.feats
-        x,s,e,idx = squad_collate(rows, fi, f.pad_token_id, f.pad_token_type_id, f.padding_side, True)
-        x['document_mask'] = idx >= 0
+        x,s,e,idx = squad_collate(rows, [i if sc else -1 for i,_,sc in b], f.pad_token_id, f.pad_token_type_id, f.padding_side, True)
+        x['document_mask'] = torch.tensor([i >= 0 for i in fi])
         x['time_step'] = torch.full((len(b),), b[0][1], dtype=torch.int64)
         return x,s,e,idx
     def do_batch(self, b): return self.create_batch(b)
 
-    def to_detach(self, b, cpu=True, gather=True): return to_detach(b, cpu, gather=False)   # each rank scores its own documents
+    def distrib_shard(self, rank:int, # This process's rank
+                      world_size:int): # Number of processes
+        "This process's share for `learn.distrib_ctx()`: whole documents, the same number of steps on every rank"
+        if (rank, world_size) == (self.rank, self.world_size): return self
+        if self.world_size != 1: raise ValueError(f"this loader is already rank {self.rank} of {self.world_size}; shard the original loader")
+        return _same_rng(self.new(rank=rank, world_size=world_size), self)
+    def to_detach(self, b, cpu=True, gather=True): return _to_detach_local(b, cpu, gather and self.world_size > 1)
     def new(self, dataset=None, cls=None, **kwargs):
         kw = dict(dataset=ifnone(dataset, self.dataset), bs=self.bs, shuffle=self.shuffle, num_workers=self.fake_l.num_workers,
-                  pin_memory=self.pin_memory, timeout=self.timeout, device=self.device, rank=self._rank, world_size=self._world,
+                  pin_memory=self.pin_memory, timeout=self.timeout, device=self.device, rank=self.rank, world_size=self.world_size,
                   max_n_segs=self.max_n_segs, docs=self.docs)
         return ifnone(cls, type(self))(**merge_dicts(kw, kwargs))
     def show_batch(self, b=None, max_n:int=9, show:bool=True, **kwargs):
@@ -656,10 +764,11 @@ class TimeStepMajorDataLoader(DataLoader):
         return df
 
 def _pad_docs(docs, lens, W):
-    "Repeat the first documents so their number divides by `W`, keeping the order sorted by length"
-    extra = docs[:W - len(docs) % W]
-    out = np.concatenate([docs, extra])
-    return out[np.argsort(lens[out], kind='stable')]
+    "Repeat the first documents so their number divides by `W`, keeping the order sorted by length; and which are the copies"
+    extra = np.resize(docs, W - len(docs) % W)
+    out,rep = np.concatenate([docs, extra]),np.concatenate([np.zeros(len(docs), bool), np.ones(len(extra), bool)])
+    o = np.argsort(lens[out], kind='stable')
+    return out[o],rep[o]
 
 def merge_dicts(*ds): return {k:v for d in ds for k,v in d.items()}
 
@@ -724,18 +833,10 @@ class MemoryQAModel(QAModel):
 # %% ../nbs/04_squad_fastai.ipynb #cd75a3d9
 class MemoryCallback(Callback):
     "Carry memory per document across the time steps of a `TimeStepMajorDataLoader`; reset it for each new group of documents"
-    order = 12   # after DistributedTrainer (11)
     def __init__(self): self.mem = None
-    def _model(self):
-        m = self.learn.model
-        while not isinstance(m, MemoryQAModel) and hasattr(m, 'module'): m = m.module
-        return m
-    def _unwrap(self):
-        dl = self.learn.dl
-        if type(dl).__name__ == 'DistributedDL' and isinstance(getattr(dl, 'dl', None), TimeStepMajorDataLoader): self.learn.dl = dl.dl
     def before_fit(self): self.mem = None
-    def before_train(self): self._unwrap(); self.mem = None
-    def before_validate(self): self._unwrap(); self.mem = None
+    def before_train(self): self.mem = None
+    def before_validate(self): self.mem = None
     def before_batch(self):
         x = self.learn.xb[0] if len(self.learn.xb) else None
         if not isinstance(x, dict) or 'time_step' not in x: self.mem = None; return
@@ -746,7 +847,7 @@ class MemoryCallback(Callback):
         if not (isinstance(pred, tuple) and len(pred) == 3): return
         s,e,new = pred
         x = self.learn.xb[0]
-        old = self.mem if self.mem is not None else self._model().initial_memory(new.shape[0]).detach()
+        old = self.mem if self.mem is not None else _core_model(self.learn.model).initial_memory(new.shape[0]).detach()
         mask = x.get('document_mask') if isinstance(x, dict) else None
         new = new.detach()
         self.mem = new if mask is None else torch.where(mask.to(new.device)[:, None, None], new, old)
@@ -835,7 +936,8 @@ def qa_predict(learn:Learner, # A learner from `squad_learner`
                context:str, # The context, any length
                n_best:int=20, # See `SquadPostProcessor`
                max_answer_length:int=30, # Longest answer, in tokens
-               null_threshold:float=0.)->dict: # Predict no answer when null score - best span score exceeds it
+               null_threshold:float=0., # Predict no answer when null score - best span score exceeds it
+               max_n_segs:int=None)->dict: # Read at most this many windows (None: the whole context)
     "Answer `question` over `context` through the same windows and post-processing as training: `{'answer', 'null_score_diff', 'n_windows'}`"
     from fastai_memstream.squad import StreamingSquadProcessor
     from fastai.torch_core import to_device
@@ -845,11 +947,11 @@ def qa_predict(learn:Learner, # A learner from `squad_learner`
     proc = StreamingSquadProcessor(tok, max_seq_length=p.get('max_seq_length', 384), doc_stride=p.get('doc_stride', 128),
                                    max_query_length=p.get('max_query_length', 64), progress=False, verbose=False)
     fds,eds = proc.featurize([dict(id='q0', title='', context=context, question=question, answers=dict(text=[], answer_start=[]))],
-                             max_n_segs=p.get('max_n_segs'))
+                             max_n_segs=max_n_segs)
     if len(fds) == 0: raise ValueError(f"the question or context could not be turned into windows ({proc.stats}); check they are non-empty strings")
     sf = SquadFeatures(fds, eds, p, tokenizer=tok)
     pp = SquadPostProcessor(sf, n_best=n_best, max_answer_length=max_answer_length, null_threshold=null_threshold, score=False)
-    model = learn.model
+    model = _core_model(learn.model)
     dev = next(model.parameters()).device
     memory = isinstance(model, MemoryQAModel)
     idxs = list(sf.doc_features(0))
@@ -870,11 +972,6 @@ def qa_predict(learn:Learner, # A learner from `squad_learner`
     finally: model.train(was_training)
     pp.finalize()
     return dict(answer=pp.preds['q0'], null_score_diff=pp.null_diff['q0'], n_windows=len(idxs))
-
-@patch
-def qa_predict(self:Learner, question:str, context:str, **kwargs):
-    "Answer `question` over `context` (see `qa_predict`)"
-    return qa_predict(self, question, context, **kwargs)
 
 # %% ../nbs/04_squad_fastai.ipynb #6089f0c0
 @dataclasses.dataclass

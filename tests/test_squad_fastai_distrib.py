@@ -1,8 +1,10 @@
-"Two CPU processes (gloo) under torchrun: `learn.distrib_ctx()` shards documents across ranks with equal step counts"
-import os, sys, json, subprocess, shutil
+"Two CPU processes (gloo) under torchrun: `learn.distrib_ctx()` shards whole documents (time-step-major) and whole examples (windows) across ranks with equal step counts, and the SQuAD metrics count every example once"
+import os, sys, json, subprocess, collections
 from pathlib import Path
 import pytest
 pytest.importorskip('accelerate')
+
+N_EX = 41   # odd: one rank's share must be padded
 
 def _cache(tmp):
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
@@ -12,7 +14,7 @@ def _cache(tmp):
     configure_memory_tokens(tok, 2)
     cm = ChunkedCacheManager(tmp/'cache')
     StreamingSquadProcessor(tok, max_seq_length=96, doc_stride=32, max_query_length=32, progress=False, verbose=False).process_dataset_streaming(
-        str(sample_data('squad-v2/dev-v2.0-subset.json')), 'validation', max_examples=41, cache_manager=cm, name='squad_v2')
+        str(sample_data('squad-v2/dev-v2.0-subset.json')), 'validation', max_examples=N_EX, cache_manager=cm, name='squad_v2')
     return cm
 
 def test_two_ranks_shard_documents(tmp_path):
@@ -24,16 +26,25 @@ def test_two_ranks_shard_documents(tmp_path):
                         str(cm.cache_dir), str(out)], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
     res = [json.loads((out/f'rank{i}.json').read_text()) for i in range(2)]
-    assert all(x['ddp'] and x['world'] == 2 and x['backend'] == 'gloo' for x in res), [(x['ddp'], x['world'], x['backend']) for x in res]
+    assert all(x['world'] == 2 and x['backend'] == 'gloo' for x in res), [(x['world'], x['backend']) for x in res]
     from fastai_memstream.squad_fastai import SquadFeatures
     feats = SquadFeatures.from_cache(cm.cache_dir, 'squad_v2', 'validation')
-    all_docs = set(feats.doc_example_ids)
-    for split in ('train', 'valid'):
-        assert res[0]['steps'][split] == res[1]['steps'][split] > 0               # equal step counts
-        docs = [{i for i in x['ids'][split] if i is not None} for x in res]
-        assert docs[0] | docs[1] == all_docs                                      # every document is seen
-        assert len(docs[0] & docs[1]) <= 1                                        # sharded (one repeated to even 41 documents out)
-        for x in res:                                                             # each window of a rank's documents exactly once
-            w = [i for i in x['ids'][split] if i is not None]
-            assert len(w) == sum(int(n) for e,n in zip(feats.doc_example_ids, feats.doc_lengths) if e in set(w))
-    assert res[0]['values'][2:] == res[1]['values'][2:]                           # SQuAD metrics all-reduced: same scores on both ranks
+    n_win = dict(zip(feats.doc_example_ids, (int(n) for n in feats.doc_lengths)))
+    assert len(n_win) == N_EX
+    for run,dl_type in (('memory', 'TimeStepMajorDataLoader'), ('windows', 'SquadDataLoader')):
+        rr = [x['runs'][run] for x in res]
+        assert all(x['ddp'] for x in rr), run                                     # the model was wrapped in DDP
+        assert all(x['dl_types'] == [dl_type] for x in rr), [x['dl_types'] for x in rr]   # the loader sharded itself (no DistributedDL)
+        for split in ('train', 'valid'):
+            assert rr[0]['steps'][split] == rr[1]['steps'][split] > 0, (run, split)   # equal step counts
+            scored = [collections.Counter(i for i in x['ids'][split] if i is not None) for x in rr]
+            assert not set(scored[0]) & set(scored[1]), (run, split)               # whole examples: none scored on both ranks
+            for c in scored: assert all(k <= n_win[e] for e,k in c.items()), (run, split)   # a window at most once
+            if split == 'valid' or run == 'memory':                               # (training windows drop an incomplete last batch)
+                assert scored[0] + scored[1] == collections.Counter(n_win), (run, split)   # every window of every example, once
+        v0,v1 = rr[0]['values'],rr[1]['values']                                   # train_loss, valid_loss, exact, f1, total, HasAns_total, NoAns_total
+        assert v0[2:] == v1[2:], (run, v0, v1)                                    # SQuAD metrics all-reduced: same scores on both ranks
+        assert v0[4] == N_EX and v0[5] + v0[6] == N_EX, (run, v0)                 # every question counted once, none twice
+        w = rr[0]['whole']                                                        # one process on the whole split, same weights
+        assert w[3:] == v0[4:], (run, w, v0)
+        assert abs(w[1] - v0[2]) <= 100/N_EX + 1e-6 and abs(w[2] - v0[3]) <= 100/N_EX + 1e-6, (run, w, v0)   # at most one answer flips by batching

@@ -4,6 +4,7 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('HF_DATASETS
 import numpy as np, pytest, torch
 from fastai.data.core import DataLoaders
 from fastai.torch_core import set_seed
+from fastai.callback.core import Callback
 from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering, XLNetConfig, XLNetForQuestionAnsweringSimple
 from fastai_memstream.core import sample_data
 from fastai_memstream.squad import StreamingSquadProcessor, ChunkedCacheManager, configure_memory_tokens, make_test_xlnet_tokenizer
@@ -81,3 +82,23 @@ def test_workers_give_the_same_batches(caches):
         assert torch.equal(a[-1], b[-1]) and torch.equal(a[0]['time_step'], b[0]['time_step'])
     seen = sorted(int(i) for b in TimeStepMajorDataLoader(xf, bs=4, shuffle=True, num_workers=2) for i in b[-1] if i >= 0)
     assert seen == list(range(len(xf)))
+
+def test_capped_windows_are_scored_as_they_finish(caches, caplog):
+    "With `max_n_segs` on the loader, an example is finished after its last yielded window, not left pending until the end"
+    _,_,xf,xtok = caches
+    assert xf.doc_lengths.max() > 2
+    dls = SquadDataLoaders.from_features(xf, xf, bs=8, time_step_major=True, max_n_segs=2, device='cpu')
+    m = MemoryQAModel(XLNetForQuestionAnsweringSimple(XLNetConfig(d_model=32, n_layer=1, n_head=2, d_inner=64, vocab_size=len(xtok))),
+                      xf.mem_read_ids, xf.mem_write_ids)
+    learn = squad_learner(dls, m)
+    pending = []
+    class Watch(Callback):
+        order = 100   # after the metrics fed the post-processor
+        def after_batch(self):
+            pp = learn.metrics[0].state.pp
+            if pp is not None: pending.append(len(pp.pending))
+    with caplog.at_level('WARNING', logger='fastai_memstream'), learn.no_bar(), learn.no_logging():
+        r = learn.validate(cbs=[Watch()])
+    assert max(pending) <= 8, max(pending)                                   # at most the documents of one batch in flight
+    assert 'only some of their windows' not in caplog.text
+    assert set(learn.metrics[0].state.pp.exact) == set(xf.doc_example_ids)                  # every example scored
