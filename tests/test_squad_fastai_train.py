@@ -102,3 +102,20 @@ def test_capped_windows_are_scored_as_they_finish(caches, caplog):
     assert max(pending) <= 8, max(pending)                                   # at most the documents of one batch in flight
     assert 'only some of their windows' not in caplog.text
     assert set(learn.metrics[0].state.pp.exact) == set(xf.doc_example_ids)                  # every example scored
+
+def test_trainer_processes_the_cache_and_loads_a_local_model(tmp_path):
+    "The guide's API with a local model folder and no cache yet: the trainer runs the streaming processor, trains and saves"
+    btok = AutoTokenizer.from_pretrained(str(sample_data('bert-base-uncased')))
+    BertForQuestionAnswering(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                                        vocab_size=len(btok))).save_pretrained(tmp_path/'model')
+    btok.save_pretrained(tmp_path/'model')
+    cfg = TrainingConfig(cache_dir=str(tmp_path/'cache'), dataset_name=str(sample_data('squad-v2/dev-v2.0-subset.json')),
+                         train_split='validation', eval_split='validation', model_name_or_config=str(tmp_path/'model'),
+                         max_train_samples=12, max_eval_samples=12, num_epochs=1, train_batch_size=4, max_seq_length=128, doc_stride=32,
+                         output_dir=str(tmp_path/'out'), progress=False)
+    trainer = XLNetRecurrentTrainer(cfg)
+    learn = trainer.train()
+    assert type(learn.model.model).__name__ == 'BertForQuestionAnswering'
+    assert ChunkedCacheManager(tmp_path/'cache').cache_exists(cfg.dataset_name, 'validation')
+    assert learn.dls.valid.feats.n_docs == 12
+    assert set(trainer.metrics) >= {'exact', 'f1', 'valid_loss'} and (tmp_path/'out'/'model.safetensors').exists()
