@@ -1,48 +1,53 @@
 # fastai_memstream: the README's two commands (make demo, make test), plus make docs.
-# Every target bootstraps .venv from a fresh clone (Python 3.11 and a package registry are all it needs)
-# and is quick when .venv is already installed.
+# Every target bootstraps .venv from a fresh clone (Python 3.11 and a package registry are all it needs) and is
+# quick when .venv is already installed: tools/bootstrap.sh creates, repairs or updates it (PYTHON=... picks the
+# interpreter, VENV=... the folder).
 
-PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+SHELL  := bash
+.SHELLFLAGS := -o pipefail -c
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.fastai_memstream-installed
 NBDEV_WORKERS ?= 2
+export VENV
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export MPLBACKEND := Agg
 
+# The three parts of `make test`, also runnable one by one (make check-sync / nbtest / pytest).
+# nbdev-test exits 0 when it finds no notebook at all, and pytest exits 5 when it collects no test:
+# both count as failures here, so a run that tested nothing never passes.
+CHECK_SYNC = $(BIN)/python tools/check_sync.py
+NBTEST     = mkdir -p build && $(BIN)/nbdev-test --n-workers $(NBDEV_WORKERS) --timing | tee build/nbtest.log \
+             && grep -q '^Success' build/nbtest.log || { echo "nbdev-test did not test and pass every notebook"; exit 1; }
+PYTEST     = $(BIN)/python -m pytest tests
+
 .PHONY: all install demo test check-sync nbtest pytest docs readme bench clean
 
 all: test
 
-# (Re)install when pyproject.toml changes or .venv is missing.
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@touch $@
-
-install: $(STAMP)
+install:
+	@tools/bootstrap.sh
 
 demo: install
 	$(BIN)/python -m fastai_memstream demo
 
+# The library is exactly what the notebooks export, notebooks are clean, README is generated from nbs/index.ipynb;
+# then every notebook as a test, then pytest.
 test: install
-	$(MAKE) --no-print-directory check-sync
-	$(MAKE) --no-print-directory nbtest
-	$(MAKE) --no-print-directory pytest
+	$(CHECK_SYNC)
+	$(NBTEST)
+	$(PYTEST)
 
-# The library must be exactly what the notebooks export, notebooks clean, README generated from nbs/index.ipynb.
 check-sync: install
-	$(BIN)/python tools/check_sync.py
+	$(CHECK_SYNC)
 
 nbtest: install
-	$(BIN)/nbdev-test --n-workers $(NBDEV_WORKERS) --timing
+	$(NBTEST)
 
 pytest: install
-	$(BIN)/python -m pytest tests
+	$(PYTEST)
 
 docs: install
 	$(BIN)/python tools/docs_preview.py

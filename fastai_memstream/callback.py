@@ -14,7 +14,7 @@ from fastai.learner import Recorder
 from fastai.torch_core import rank_distrib
 from .core import logger, TableFloat
 from .memory import *
-from .memory import _MB, _child_pids, _proc_info, _sum_infos
+from .memory import _MB, _KEYS, _can_list_children, _child_pids, _proc_info, _sum_infos
 
 # %% auto #0
 __all__ = ['plot_memory', 'RSSLogger']
@@ -89,6 +89,7 @@ class RSSLogger(Callback):
         return pd.DataFrame(self.rows, columns=list(_COLS)).astype({'epoch':int})
 
     def _workers_info(self):
+        if not _can_list_children(): return dict(n=None, **dict.fromkeys(_KEYS))   # unknown, not zero
         kids = [i for i in (_proc_info(c, uss=self.uss) for c in _child_pids(os.getpid())) if i is not None]
         return _sum_infos(kids)
 
@@ -107,9 +108,13 @@ class RSSLogger(Callback):
             row['workers_peak_rss_mb'] = max(pk) if pk else None
         return {k:_num(row.get(k)) if k != 'epoch' else row[k] for k in _COLS if not k.startswith('delta_')}
 
+    def _side_loop(self)->bool:
+        "Inside `get_preds(inner=True)` (a callback predicting during training): not an epoch of the fit"
+        return hasattr(self.learn, 'gather_preds')
+
     def before_fit(self):
         "Skip `lr_find`, `get_preds` and ranks other than 0; add `cols` to the recorder's column names"
-        if hasattr(self.learn, 'lr_finder') or hasattr(self.learn, 'gather_preds') or rank_distrib() != 0:
+        if hasattr(self.learn, 'lr_finder') or self._side_loop() or rank_distrib() != 0:
             self.run = False   # fastai turns it back on after this fit
             return
         self._started,self._row,self._wsnap,self._trained = False,None,None,False
@@ -139,16 +144,16 @@ class RSSLogger(Callback):
             else: self._sampler.sample()
 
     def after_batch(self):
-        "Snapshot the workers at the last training batch (or validation batch, if training had none), while they are alive"
+        "Snapshot the workers halfway through training (or validation, if training had none), when every one is alive"
         l = self.learn
-        if not (self._trained and self.workers and l.iter == l.n_iter-1): return
+        if not (self._trained and self.workers and l.iter == l.n_iter//2) or self._side_loop(): return
         if not l.training and self._wsnap is not None and self._wsnap['n']: return   # training's workers were measured
         self._sampler.sample()
         self._wsnap = self._workers_info()
 
     def after_validate(self):
         "Measure the epoch and append `cols` to the recorder's log"
-        if not self._trained: return
+        if not self._trained or self._side_loop(): return
         self._row = self._measure()
         rec = getattr(self.learn, 'recorder', None)
         if rec is not None and self.cols and hasattr(rec, 'log'): rec.log += [TableFloat(round(self._row[c], 1), 1) for c in self.cols]
@@ -178,7 +183,7 @@ class RSSLogger(Callback):
     def after_fit(self):
         "Stop the background sampler"
         if self._sampler is not None: self._sampler.stop()
-        self._sampler = None
+        self._sampler,self._trained = None,False
 
     def plot(self, ax=None, title:str|None=None):
         "Plot memory per epoch (`plot_memory` of `history`); returns the matplotlib axes"

@@ -38,14 +38,14 @@ def _no_psutil():
     _warn_once('psutil', msg)
 
 def _status(pid):
-    "Byte counts from /proc/<pid>/status (VmRSS, RssAnon, RssFile, RssShmem), None if unreadable or a zombie"
+    "Byte counts from /proc/<pid>/status (VmRSS, RssAnon, RssFile, RssShmem); None if unreadable, {} if the process holds no memory (a zombie)"
     try: txt = _PROC.joinpath(str(pid), 'status').read_text()
     except OSError: return None
     res = {}
     for line in txt.splitlines():
         k,_,v = line.partition(':')
         if k in ('VmRSS','RssAnon','RssFile','RssShmem'): res[k] = int(v.split()[0])*1024
-    return res if 'VmRSS' in res else None
+    return res if 'VmRSS' in res else {}   # an exited, not yet reaped process (a DataLoader worker done with its batches)
 
 def _smaps_uss(pid):
     "USS (private clean + private dirty pages) in bytes from /proc/<pid>/smaps_rollup, None if unreadable"
@@ -60,6 +60,7 @@ def _mb(b): return None if b is None else b/_MB
 def _proc_info(pid, uss=True):
     "Memory of one process as a dict of MB (`rss_mb`, `uss_mb`, `anon_mb`, `file_mb`, `shmem_mb`), None if it is gone"
     st = _status(pid)
+    if st == {}: return None   # a zombie: its memory is already released (psutil would report zeros)
     res = dict(rss_mb=None, uss_mb=None, anon_mb=None, file_mb=None, shmem_mb=None)
     if st is not None:
         res['rss_mb'] = _mb(st['VmRSS'])
@@ -88,6 +89,10 @@ def _proc_info(pid, uss=True):
             res['rss_mb'] = r/_MB if sys.platform == 'darwin' else r/1024
     return res
 
+def _can_list_children()->bool:
+    "Whether this platform lets us find child processes (psutil, or /proc to scan)"
+    return _psutil is not None or _PROC.exists()
+
 def _child_pids(pid):
     "Pids of all descendants of `pid` (DataLoader workers and their children)"
     if _psutil is not None:
@@ -111,7 +116,7 @@ def _child_pids(pid):
 def _quick(pid):
     "(RSS MB, anonymous MB or None) of a process, the cheap way; None if it is gone"
     st = _status(pid)
-    if st is not None: return st['VmRSS']/_MB, _mb(st.get('RssAnon'))
+    if st is not None: return (st['VmRSS']/_MB, _mb(st.get('RssAnon'))) if st else None
     info = _proc_info(pid, uss=False)
     return None if info is None else (info['rss_mb'], info['anon_mb'])
 
@@ -137,9 +142,9 @@ def get_memory_mb(pid:int|None=None # Process id; None for the current process
     "Resident set size (RSS) of a process in MB (2**20 bytes)"
     pid = _check_pid(pid)
     st = _status(pid)
-    if st is not None: return st['VmRSS']/_MB
-    info = _proc_info(pid, uss=False)
-    if info is None: raise ProcessLookupError(f"no process with pid {pid}")
+    if st: return st['VmRSS']/_MB
+    info = None if st == {} else _proc_info(pid, uss=False)
+    if info is None: raise ProcessLookupError(f"no process with pid {pid} (or it has exited)")
     return info['rss_mb']
 
 # %% ../nbs/05_memory.ipynb #61c2c7ec
@@ -151,7 +156,7 @@ def memory_info(pid:int|None=None, # Process id; None for the current process
     pid = _check_pid(pid)
     res = _proc_info(pid, uss=uss)
     if res is None: raise ProcessLookupError(f"no process with pid {pid}")
-    if children and _psutil is None and not _PROC.exists():  # no way to list child processes here
+    if children and not _can_list_children():
         res.update(child_n=None, **{f'child_{k}':None for k in _KEYS})
     elif children:
         kids = [i for i in (_proc_info(c, uss=uss) for c in _child_pids(pid)) if i is not None]  # a worker may exit meanwhile
@@ -218,7 +223,7 @@ class MemorySampler:
             rss += q[0]
             anon = None if (anon is None or q[1] is None) else anon + q[1]
         self._kids = alive
-        if _psutil is None and not _PROC.exists(): return None,None
+        if not _can_list_children(): return None,None
         return rss,anon
 
     def sample(self)->MemSample:

@@ -12,3 +12,6 @@ def test_bench_callback_quick():
     for v in rows.values(): assert float(v[0]) > 0 and float(v[1]) > 0
     assert re.search(r'memory_info\(\)\s+[\d.]+ us', out.stdout)
     assert re.search(r'interval=0.1: [\d.]+ ms of a [\d.]+ s fit', out.stdout)
+    trim = {l.split()[0]: l.split()[1:] for l in out.stdout.splitlines() if l.startswith('trim=')}
+    assert set(trim) == {'trim=False', 'trim=True'}, out.stdout
+    for v in trim.values(): assert float(v[0]) <= float(v[2]) and int(v[-1]) >= 0   # a range of MB, a count of warnings

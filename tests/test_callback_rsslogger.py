@@ -39,6 +39,7 @@ def test_workers_appear_with_num_workers_2():
     assert (h.workers_n == 2).all(), h.workers_n
     assert (h.workers_rss_mb > 50).all()                       # two forked copies of a torch process
     assert (h.workers_uss_mb > 0).all() and (h.workers_uss_mb < h.workers_rss_mb).all()   # workers share pages with the parent
+    assert (h.workers_uss_mb < h.workers_anon_mb/4).all()     # most of their anonymous memory is still shared copy-on-write
     assert ((h.workers_anon_mb + h.workers_file_mb) <= h.workers_rss_mb + 4).all()
     assert (h.workers_peak_rss_mb >= h.workers_rss_mb).all()
     assert (h.rss_mb > 0).all()
@@ -56,3 +57,63 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match='interval'): RSSLogger(interval=0)
     with pytest.raises(ValueError, match='leak_epochs'): RSSLogger(leak_epochs=0)
     with pytest.raises(ValueError, match='empty'): RSSLogger().plot()
+
+def test_predictions_inside_and_after_fit_are_not_epochs():
+    "`get_preds(inner=True)` from a callback during training, or after it, neither crashes nor adds to the results"
+    from fastai.callback.core import Callback
+    class PredEachEpoch(Callback):
+        order = 70
+        def after_epoch(self): self.n = len(self.learn.get_preds(inner=True)[0])
+    learn = synth_learner(cbs=[RSSLogger(), PredEachEpoch()])
+    with learn.no_bar(), learn.no_logging(): learn.fit(2)
+    assert [len(v) for v in learn.recorder.values] == [4, 4]          # train_loss, valid_loss, rss_mb, anon_mb
+    assert len(learn.rss_logger.history) == 2
+    assert len(learn.get_preds(inner=True)[0]) == 32                  # after fit: the sampler is gone, nothing to measure
+    assert len(learn.rss_logger.history) == 2
+
+_NO_PSUTIL = """
+import sys, json, warnings
+sys.modules['psutil'] = None          # `import psutil` now raises ImportError
+from pathlib import Path
+import fastai_memstream.memory as mem
+if {no_proc}: mem._PROC = Path('/nonexistent-proc')   # a platform without /proc either
+from fastai.test_utils import synth_learner
+import fastai.callback.progress
+from fastai_memstream.callback import RSSLogger
+with warnings.catch_warnings(record=True) as w:
+    warnings.simplefilter('always')
+    learn = synth_learner(cbs=RSSLogger())
+    with learn.no_bar(), learn.no_logging(): learn.fit(3)
+    labels = [l.get_label() for l in learn.rss_logger.plot().get_lines()]
+h = learn.rss_logger.history
+print(json.dumps(dict(msgs=[str(x.message) for x in w if 'psutil' in str(x.message)], labels=labels,
+                      table=[list(map(float, v[2:4])) for v in learn.recorder.values],
+                      h={{k: [None if v != v else v for v in h[k]] for k in h.columns}})))
+"""
+
+def _fit_without_psutil(no_proc):
+    import subprocess, sys, json
+    r = subprocess.run([sys.executable, '-c', _NO_PSUTIL.format(no_proc=no_proc)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+def test_rsslogger_without_psutil():
+    "Linux without psutil: every figure from /proc, one warning for the whole fit"
+    res = _fit_without_psutil(False)
+    assert len(res['msgs']) == 1 and 'psutil is not installed' in res['msgs'][0]
+    h = res['h']
+    assert h['epoch'] == [0, 1, 2]
+    for k in ('rss_mb', 'uss_mb', 'anon_mb', 'file_mb', 'peak_rss_mb'): assert all(v > 0 for v in h[k]), k
+    assert h['workers_n'] == [0, 0, 0]                                # children found by scanning /proc
+    assert res['labels'] == ['RSS', 'anonymous', 'file-backed', 'peak RSS in epoch']
+    assert res['table'] == [[round(r, 1), round(a, 1)] for r, a in zip(h['rss_mb'], h['anon_mb'])]
+
+def test_rsslogger_without_psutil_or_proc():
+    "No psutil and no /proc: RSS only (the peak, from `resource`), other figures unknown (NaN, not 0), one warning"
+    res = _fit_without_psutil(True)
+    assert len(res['msgs']) == 1 and 'no /proc' in res['msgs'][0]
+    h = res['h']
+    assert len(h['epoch']) == 3 and all(v > 0 for v in h['rss_mb'])
+    for k in ('uss_mb', 'anon_mb', 'file_mb', 'workers_n', 'workers_rss_mb', 'workers_anon_mb', 'delta_anon_mb'):
+        assert h[k] == [None]*3, (k, h[k])
+    assert res['labels'] == ['RSS', 'peak RSS in epoch']

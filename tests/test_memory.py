@@ -51,3 +51,20 @@ print(json.dumps(dict(msgs=msgs, m=ms[-1], rss=cb.get_memory_mb(), peak=s.peak_m
     assert m['rss_mb'] > 0 and res['rss'] > 0 and res['peak'] > 0   # peak RSS from `resource`
     for k in ('uss_mb', 'anon_mb', 'file_mb', 'child_n', 'child_rss_mb'): assert m[k] is None, k
     assert res['child'] is None
+
+def test_zombie_children_are_skipped():
+    "A child that has exited but is not yet reaped (a DataLoader worker done with its batches) holds no memory: not counted"
+    import os, time, pytest
+    from fastai_memstream.memory import memory_info, MemorySampler, get_memory_mb
+    p = subprocess.Popen([sys.executable, '-c', 'pass'])
+    try:
+        for _ in range(500):   # wait until it is a zombie, without reaping it
+            if 'Z (zombie)' in open(f'/proc/{p.pid}/status').read(): break
+            time.sleep(0.01)
+        else: pytest.fail("the child did not exit")
+        mc = memory_info(children=True)
+        assert mc['child_n'] == 0 and mc['child_rss_mb'] == 0 and mc['child_anon_mb'] == 0
+        s = MemorySampler(children=True).sample()
+        assert s.children_rss_mb == 0 and s.children_anon_mb == 0
+        with pytest.raises(ProcessLookupError, match='exited'): get_memory_mb(p.pid)
+    finally: p.wait()
