@@ -52,19 +52,29 @@ print(json.dumps(dict(msgs=msgs, m=ms[-1], rss=cb.get_memory_mb(), peak=s.peak_m
     for k in ('uss_mb', 'anon_mb', 'file_mb', 'child_n', 'child_rss_mb'): assert m[k] is None, k
     assert res['child'] is None
 
+_ZOMBIE = """
+import os, sys, json, time, subprocess
+{pre}
+from fastai_memstream.memory import memory_info, MemorySampler, get_memory_mb
+p = subprocess.Popen([sys.executable, '-c', 'pass'])
+for _ in range(500):   # wait until it is a zombie, without reaping it
+    if 'Z (zombie)' in open(f'/proc/{{p.pid}}/status').read(): break
+    time.sleep(0.01)
+else: raise SystemExit("the child did not exit")
+mc = memory_info(children=True)
+s = MemorySampler(children=True).sample()
+try: get_memory_mb(p.pid); err = None
+except ProcessLookupError as e: err = str(e)
+p.wait()
+print(json.dumps(dict(n=mc['child_n'], rss=mc['child_rss_mb'], anon=mc['child_anon_mb'],
+                      srss=s.children_rss_mb, sanon=s.children_anon_mb, err=err)))
+"""
+
 def test_zombie_children_are_skipped():
     "A child that has exited but is not yet reaped (a DataLoader worker done with its batches) holds no memory: not counted"
-    import os, time, pytest
-    from fastai_memstream.memory import memory_info, MemorySampler, get_memory_mb
-    p = subprocess.Popen([sys.executable, '-c', 'pass'])
-    try:
-        for _ in range(500):   # wait until it is a zombie, without reaping it
-            if 'Z (zombie)' in open(f'/proc/{p.pid}/status').read(): break
-            time.sleep(0.01)
-        else: pytest.fail("the child did not exit")
-        mc = memory_info(children=True)
-        assert mc['child_n'] == 0 and mc['child_rss_mb'] == 0 and mc['child_anon_mb'] == 0
-        s = MemorySampler(children=True).sample()
-        assert s.children_rss_mb == 0 and s.children_anon_mb == 0
-        with pytest.raises(ProcessLookupError, match='exited'): get_memory_mb(p.pid)
-    finally: p.wait()
+    # in a fresh process, whose only child is the zombie (pytest's own process may have helpers left by other tests)
+    for pre in ('', "sys.modules['psutil'] = None"):
+        r = _run(_ZOMBIE.format(pre=pre))
+        assert r['n'] == 0 and r['rss'] == 0 and r['anon'] == 0, (pre, r)
+        assert r['srss'] == 0 and r['sanon'] == 0, (pre, r)
+        assert r['err'] and 'exited' in r['err'], (pre, r)
