@@ -6,13 +6,13 @@ Docs: https://fastai-memstream.github.io/fastai_memstream/squad_fastai.html.md""
 
 # %% ../nbs/04_squad_fastai.ipynb #81746aa1
 from __future__ import annotations
-import re, string, math, inspect, collections, dataclasses, heapq, os
+import re, string, math, inspect, collections, dataclasses, heapq, os, contextlib
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import store_attr, ifnone, listify
 from fastcore.meta import delegates
-from fastai.torch_core import to_detach, default_device, set_seed, rank_distrib, apply
+from fastai.torch_core import to_detach, default_device, set_seed, rank_distrib, num_distrib, apply
 from fastai.data.core import TfmdDL, DataLoaders, Datasets
 from fastai.data.load import DataLoader
 from fastai.data.block import TransformBlock, DataBlock
@@ -1061,12 +1061,20 @@ class XLNetRecurrentTrainer:
         "Fit for `num_epochs` with one-cycle at `learning_rate`; save the weights to `output_dir`; return the `Learner`"
         c = self.config
         learn = self.learn or self.prepare()
-        if c.progress: learn.fit_one_cycle(c.num_epochs, c.learning_rate)
-        else:
-            with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(c.num_epochs, c.learning_rate)
+        with contextlib.ExitStack() as stack:
+            if num_distrib() > 1: stack.enter_context(self._distrib_ctx(learn))   # launched by torchrun: fastai needs its process group
+            if not c.progress: stack.enter_context(learn.no_bar()); stack.enter_context(learn.no_logging())
+            learn.fit_one_cycle(c.num_epochs, c.learning_rate)
         self.metrics = dict(zip(learn.recorder.metric_names[1:-1], learn.recorder.values[-1]))
         if c.output_dir and rank_distrib() == 0: self.save(c.output_dir)
         return learn
+
+    def _distrib_ctx(self, learn):
+        "fastai's `learn.distrib_ctx()` for a `torchrun` launch (CPU gloo when there is no GPU)"
+        try: from accelerate import DistributedDataParallelKwargs
+        except ImportError: raise ImportError("training under torchrun needs accelerate: pip install 'fastai_memstream[distributed]'") from None
+        # the memory model uses only some of the wrapped model's parameters in a step (for example XLNet's mask embedding)
+        return learn.distrib_ctx(cpu=not torch.cuda.is_available(), kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
 
     def save(self, output_dir):
         "Save the model with `save_pretrained` (safetensors) and the memory parameters in `memory.safetensors`"

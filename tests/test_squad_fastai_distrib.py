@@ -48,3 +48,20 @@ def test_two_ranks_shard_documents(tmp_path):
         w = rr[0]['whole']                                                        # one process on the whole split, same weights
         assert w[3:] == v0[4:], (run, w, v0)
         assert abs(w[1] - v0[2]) <= 100/N_EX + 1e-6 and abs(w[2] - v0[3]) <= 100/N_EX + 1e-6, (run, w, v0)   # at most one answer flips by batching
+
+def test_trainer_under_torchrun_trains_on_shares(tmp_path):
+    "The guide's `XLNetRecurrentTrainer(config).train()` launched by torchrun trains through `distrib_ctx`: DDP, disjoint documents, one save"
+    cm = _cache(tmp_path)
+    out = tmp_path/'out'; out.mkdir()
+    torchrun = Path(sys.executable).parent/'torchrun'
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1'}
+    r = subprocess.run([str(torchrun), '--standalone', '--nproc_per_node=2', str(Path(__file__).parent/'_squad_trainer_ddp.py'),
+                        str(cm.cache_dir), str(out)], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
+    res = [json.loads((out/f'trainer{i}.json').read_text()) for i in range(2)]
+    assert [x['world'] for x in res] == [2, 2] and all(x['ddp'] for x in res)        # each rank's model was wrapped in DDP
+    ids = [set(i for i in x['ids'] if i is not None) for x in res]
+    assert ids[0] and ids[1] and not ids[0] & ids[1]                                  # documents sharded, none trained (and scored) on both
+    assert len(ids[0] | ids[1]) == N_EX                                               # together, every document
+    assert res[0]['metrics'] == res[1]['metrics']                                     # scores all-reduced
+    assert (out/'model'/'model.safetensors').exists() and (out/'model'/'memory.safetensors').exists()
