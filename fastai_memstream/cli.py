@@ -45,7 +45,8 @@ def verify_cache(folder, checksums:bool=True)->dict:
 
 # %% ../nbs/09_cli.ipynb #5bae8759
 def demo(out:str|Path=None, # Folder for the caches and logs the demo writes (default: a `fastai_memstream-demo` folder in the current directory)
-         quick:bool=False): # Smaller samples and model, for smoke tests
+         quick:bool=False, # Smaller samples and model, for smoke tests
+         progress:bool=None): # fastai's progress bars (default: when printing to a terminal and not `quick`)
     "Run the demo on the data shipped with the package, printing what it does and where it writes"
     from fastai_memstream.lm import lm_demo
     from fastai_memstream.squad import squad_demo
@@ -54,7 +55,8 @@ def demo(out:str|Path=None, # Folder for the caches and logs the demo writes (de
     t0 = time.time()
     print(f"fastai_memstream demo: writing to {out} (shipped data in {sample_data()})")
     print("\n1. Language model: WikiText-2 sample -> on-disk token stores -> AWD-LSTM through fastai's Learner, with RSSLogger")
-    lm = lm_demo(out/'lm', quick=quick, progress=not quick)
+    if progress is None: progress = not quick and sys.stdout.isatty()   # a log file gets the results, not every frame of the bars
+    lm = lm_demo(out/'lm', quick=quick, progress=progress)
     print("\n2. SQuAD v2 sample -> StreamingSquadProcessor -> chunked on-disk feature cache")
     sq = squad_demo(out/'squad')
     print(f"\ndone in {time.time()-t0:.1f}s; everything the demo wrote is in {out}")

@@ -635,7 +635,7 @@ def lm_demo(out, # Folder for the stores and the model
     names = learn.recorder.metric_names[1:-1]
     res = dict(zip(names, [float(v) for v in learn.recorder.values[-1]]))
     print(f"trained a small AWD-LSTM for {epochs} epoch(s) of {len(dls.train)} batches (bs={bs}, seq_len={seq_len}) in {t_fit:.1f}s: " +
-          ', '.join(f"{k} {v:.3f}" for k,v in res.items()))
+          ', '.join(f"{k} {v:.1f} MB" if k.endswith('_mb') else f"{k} {v:.3f}" for k,v in res.items()))
     if cbs:
         h = cbs[0].history
         print("memory per epoch (MB; anon = heap, file = memory-mapped tokens and libraries):\n" +
