@@ -462,6 +462,12 @@ def _same_rng(dl, src):
     dl.rng.setstate(src.rng.getstate())
     return dl
 
+def _shard_of(dl, rank, world_size):
+    "`dl`'s share for rank `rank` of `world_size` (`distrib_shard` of both loaders): a copy drawing the same random numbers"
+    if (rank, world_size) == (dl.rank, dl.world_size): return dl
+    if dl.world_size != 1: raise ValueError(f"this loader is already rank {dl.rank} of {dl.world_size}; shard the original loader")
+    return _same_rng(dl.new(rank=rank, world_size=world_size), dl)
+
 def _unscored(o):
     "The item `o` with `feature_idx` -1: trained on, never scored"
     if isinstance(o, tuple): return (_unscored(o[0]),) + o[1:]
@@ -535,9 +541,7 @@ class SquadDataLoader(TfmdDL):
     def distrib_shard(self, rank:int, # This process's rank
                       world_size:int): # Number of processes
         "This process's share for `learn.distrib_ctx()`: whole examples, the same number of batches on every rank"
-        if (rank, world_size) == (self.rank, self.world_size): return self
-        if self.world_size != 1: raise ValueError(f"this loader is already rank {self.rank} of {self.world_size}; shard the original loader")
-        return _same_rng(self.new(rank=rank, world_size=world_size), self)
+        return _shard_of(self, rank, world_size)
     def to_detach(self, b, cpu=True, gather=True): return _to_detach_local(b, cpu, gather and self.world_size > 1)
 
     def show_batch(self, b=None, max_n:int=9, ctxs=None, show:bool=True, trunc_at:int=300, **kwargs):
@@ -744,9 +748,7 @@ class TimeStepMajorDataLoader(DataLoader):
     def distrib_shard(self, rank:int, # This process's rank
                       world_size:int): # Number of processes
         "This process's share for `learn.distrib_ctx()`: whole documents, the same number of steps on every rank"
-        if (rank, world_size) == (self.rank, self.world_size): return self
-        if self.world_size != 1: raise ValueError(f"this loader is already rank {self.rank} of {self.world_size}; shard the original loader")
-        return _same_rng(self.new(rank=rank, world_size=world_size), self)
+        return _shard_of(self, rank, world_size)
     def to_detach(self, b, cpu=True, gather=True): return _to_detach_local(b, cpu, gather and self.world_size > 1)
     def new(self, dataset=None, cls=None, **kwargs):
         kw = dict(dataset=ifnone(dataset, self.dataset), bs=self.bs, shuffle=self.shuffle, num_workers=self.fake_l.num_workers,

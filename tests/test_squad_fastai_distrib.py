@@ -17,14 +17,19 @@ def _cache(tmp):
         str(sample_data('squad-v2/dev-v2.0-subset.json')), 'validation', max_examples=N_EX, cache_manager=cm, name='squad_v2')
     return cm
 
-def test_two_ranks_shard_documents(tmp_path):
+def _torchrun(script, tmp_path):
+    "Run `tests/<script> <cache> <out>` in two CPU processes under torchrun, on a fresh cache; (cache manager, out folder)"
     cm = _cache(tmp_path)
     out = tmp_path/'out'; out.mkdir()
     torchrun = Path(sys.executable).parent/'torchrun'
     env = {**os.environ, 'OMP_NUM_THREADS': '1', 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1'}
-    r = subprocess.run([str(torchrun), '--standalone', '--nproc_per_node=2', str(Path(__file__).parent/'_squad_fastai_ddp.py'),
+    r = subprocess.run([str(torchrun), '--standalone', '--nproc_per_node=2', str(Path(__file__).parent/script),
                         str(cm.cache_dir), str(out)], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
+    return cm,out
+
+def test_two_ranks_shard_documents(tmp_path):
+    cm,out = _torchrun('_squad_fastai_ddp.py', tmp_path)
     res = [json.loads((out/f'rank{i}.json').read_text()) for i in range(2)]
     assert all(x['world'] == 2 and x['backend'] == 'gloo' for x in res), [(x['world'], x['backend']) for x in res]
     from fastai_memstream.squad_fastai import SquadFeatures
@@ -51,13 +56,7 @@ def test_two_ranks_shard_documents(tmp_path):
 
 def test_trainer_under_torchrun_trains_on_shares(tmp_path):
     "The guide's `XLNetRecurrentTrainer(config).train()` launched by torchrun trains through `distrib_ctx`: DDP, disjoint documents, one save"
-    cm = _cache(tmp_path)
-    out = tmp_path/'out'; out.mkdir()
-    torchrun = Path(sys.executable).parent/'torchrun'
-    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1'}
-    r = subprocess.run([str(torchrun), '--standalone', '--nproc_per_node=2', str(Path(__file__).parent/'_squad_trainer_ddp.py'),
-                        str(cm.cache_dir), str(out)], env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
+    cm,out = _torchrun('_squad_trainer_ddp.py', tmp_path)
     res = [json.loads((out/f'trainer{i}.json').read_text()) for i in range(2)]
     assert [x['world'] for x in res] == [2, 2] and all(x['ddp'] for x in res)        # each rank's model was wrapped in DDP
     ids = [set(i for i in x['ids'] if i is not None) for x in res]
