@@ -19,28 +19,39 @@ def _human(n:int)->str:
         if n < 1024 or u == 'TB': return f"{n:.0f} {u}" if u == 'B' else f"{n:.1f} {u}"
         n /= 1024
 
+def _read_any(folder)->dict:
+    "The validated manifest of whichever cache `folder` holds (its `format` field names which)"
+    folder,fmt = Path(folder),None
+    mf = folder/MANIFEST
+    if mf.is_file() and not mf.is_symlink():
+        try: fmt = json.loads(mf.read_text(encoding='utf-8')).get('format')
+        except Exception: pass   # read_manifest says what is wrong
+    return read_manifest(folder, fmt if isinstance(fmt, str) else 'fastai_memstream cache', versions=range(1, 1000))
+
 def cache_info(folder)->str:
     "A readable summary of the committed cache in `folder`: format, version, counts, parameters, files"
     folder = Path(folder)
-    mf = folder/MANIFEST
-    if not mf.exists(): raise CacheIncompleteError(f"{folder} has no committed {MANIFEST}: it is not a fastai_memstream cache")
-    try: m = json.loads(mf.read_text(encoding='utf-8'))
-    except json.JSONDecodeError as e: raise CacheCorruptError(f"{mf} is not valid JSON ({e})") from e
-    lines = [f"{folder}: {m.get('format')} v{m.get('format_version')} (fastai_memstream {m.get('library_version')}, {m.get('created')})",
-             f"  fingerprint {m.get('fingerprint')}"]
-    for k,v in (m.get('counts') or {}).items(): lines.append(f"  {k}: {v:,}" if isinstance(v, int) else f"  {k}: {v}")
-    if m.get('params'): lines.append(f"  params: {json.dumps(m['params'], sort_keys=True)[:400]}")
-    for name,e in {**m.get('arrays', {}), **m.get('files', {})}.items():
+    m = _read_any(folder)
+    lines = [f"{folder}: {m['format']} v{m['format_version']} (fastai_memstream {m.get('library_version')}, {m.get('created')})",
+             f"  fingerprint {m['fingerprint']}"]
+    for k,v in m['counts'].items(): lines.append(f"  {k}: {v:,}")
+    if m['params']: lines.append(f"  params: {json.dumps(m['params'], sort_keys=True)[:400]}")
+    for name,e in {**m['arrays'], **m['files']}.items():
         kind = f"{e['dtype']} {tuple(e['shape'])}" if 'dtype' in e else 'file'
         lines.append(f"  {e['file']}: {kind}, {_human(e['nbytes'])}")
     return '\n'.join(lines)
 
 def verify_cache(folder, checksums:bool=True)->dict:
-    "Check every file of the cache in `folder` against its manifest (sizes, and SHA-256 with `checksums`); return the manifest"
+    "Check the cache in `folder` completely: manifest schema, every file's size and checksum (reread), and an LM store's own invariants; return the manifest"
     folder = Path(folder)
-    fmt = json.loads((folder/MANIFEST).read_text()).get('format') if (folder/MANIFEST).exists() else None
-    m = read_manifest(folder, fmt or 'fastai_memstream cache', versions=range(1, 1000))
-    verify_files(folder, m, checksums=checksums)
+    m = _read_any(folder)
+    if m['format'] == 'fastai_memstream.lm_store':
+        from fastai_memstream.store import DiskLMDataset
+        DiskLMDataset(folder, verify=False).verify(checksums=checksums)
+    elif m['format'] == 'fastai_memstream.squad_features':   # chunk list, counts and Arrow row counts too
+        from fastai_memstream.squad_cache import _read_part
+        _read_part(folder)
+    else: verify_files(folder, m, checksums=checksums, memo=False)
     return m
 
 # %% ../nbs/09_cli.ipynb #5bae8759
@@ -72,14 +83,17 @@ def main(argv=None):
     d.add_argument('--quick', action='store_true', help='smaller samples')
     i = sub.add_parser('info', help="print a cache's manifest")
     i.add_argument('folder')
-    v = sub.add_parser('verify', help="check a cache's files against its manifest (sizes and SHA-256)")
+    v = sub.add_parser('verify', help="check a cache completely: manifest, every file's size and checksum, an LM store's offsets, ids and tokenizer")
     v.add_argument('folder')
     a = ap.parse_args(argv)
     try:
         if a.cmd == 'demo': demo(a.out, quick=a.quick)
         elif a.cmd == 'info': print(cache_info(a.folder))
         elif a.cmd == 'verify':
-            verify_cache(a.folder); print(f"{a.folder}: every file matches its manifest (sizes and SHA-256)")
+            verify_cache(a.folder); print(f"{a.folder}: every file matches its manifest (manifest, sizes, checksums)")
     except MemstreamError as e:
         print(f"error: {e}", file=sys.stderr); return 1
+    except Exception as e:   # never a traceback: say what failed, exit non-zero
+        if a.cmd == 'demo': raise
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr); return 1
     return 0

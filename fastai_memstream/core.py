@@ -6,18 +6,20 @@ Docs: https://fastai-memstream.github.io/fastai_memstream/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #113ec933
 from __future__ import annotations
-import os, io, json, time, uuid, shutil, hashlib, logging, warnings, contextlib, inspect, functools, dataclasses, importlib.resources
+import os, io, re, sys, json, stat, time, uuid, errno, shutil, hashlib, logging, warnings, contextlib, inspect, functools, dataclasses, importlib.resources
 from pathlib import Path
 import numpy as np
+import xxhash
 from filelock import FileLock, Timeout
 from . import __version__
 
 # %% auto #0
-__all__ = ['logger', 'MANIFEST', 'MemstreamError', 'CacheFormatError', 'CacheCorruptError', 'CacheIncompleteError',
-           'CacheLockError', 'sample_data', 'TableFloat', 'best_dtype', 'Unhashable', 'Hasher', 'fingerprint_strict',
-           'fingerprint', 'file_signature', 'ArrayWriter', 'file_entry', 'write_json_atomic', 'write_manifest',
-           'read_manifest', 'verify_files', 'open_array', 'partial_dir', 'clean_stale', 'atomic_dir', 'cache_lock',
-           'cached_build']
+__all__ = ['logger', 'CHECKSUM', 'MANIFEST', 'DTYPES', 'MemstreamError', 'CacheFormatError', 'CacheCorruptError',
+           'CacheIncompleteError', 'CacheLockError', 'CacheWriteError', 'sample_data', 'TableFloat', 'best_dtype',
+           'ragged_ranges', 'die_with_parent', 'Unhashable', 'Hasher', 'fingerprint_strict', 'fingerprint',
+           'file_signature', 'ArrayWriter', 'file_entry', 'write_json_atomic', 'write_manifest', 'safe_name',
+           'check_manifest', 'read_manifest', 'verify_files', 'open_array', 'real_target', 'partial_dir', 'clean_stale',
+           'write_error', 'atomic_dir', 'cache_lock', 'cached_build']
 
 # %% ../nbs/00_core.ipynb #25e1006d
 logger = logging.getLogger('fastai_memstream')
@@ -26,7 +28,7 @@ class MemstreamError(Exception):
     "Base class of every failure of fastai_memstream's own files and caches"
 
 class CacheFormatError(MemstreamError):
-    "A cache folder of an unknown format or an unsupported `format_version`"
+    "A cache folder of an unknown format or an unsupported `format_version`, an invalid manifest, or a path it refuses to use"
 
 class CacheCorruptError(MemstreamError):
     "A committed cache whose files disagree with its manifest (missing file, wrong size, bad checksum, unreadable JSON)"
@@ -36,6 +38,9 @@ class CacheIncompleteError(MemstreamError, FileNotFoundError):
 
 class CacheLockError(MemstreamError, TimeoutError):
     "Another process held a cache's build lock for longer than the timeout"
+
+class CacheWriteError(MemstreamError, OSError):
+    "Writing a cache failed for lack of space or an I/O error; the message names the folder, what was written and the fix"
 
 # %% ../nbs/00_core.ipynb #426a2710
 def sample_data(name:str='' # 'wikitext-2/valid.txt', 'squad-v2/dev-v2.0-subset.json', 'bert-base-uncased', or '' for the folder
@@ -68,6 +73,29 @@ def best_dtype(vocab_sz:int # Number of distinct token ids (ids are `0..vocab_sz
     for dt in (np.uint16, np.uint32):
         if vocab_sz <= np.iinfo(dt).max + 1: return np.dtype(dt)
     return np.dtype(np.int64)
+
+# %% ../nbs/00_core.ipynb #d0c2f5f0
+def ragged_ranges(starts, # Start of each range (any integer array-like)
+                  lens, # Length of each range, non-negative, same length as `starts`
+                 )->np.ndarray:
+    "Concatenation of `range(s, s+l)` for each start and length, as one `int64` array"
+    starts,lens = np.asarray(starts, dtype=np.int64).reshape(-1),np.asarray(lens, dtype=np.int64).reshape(-1)
+    if starts.shape != lens.shape: raise ValueError(f"starts and lens must have the same length, got {len(starts)} and {len(lens)}")
+    if not len(lens): return np.zeros(0, dtype=np.int64)
+    if lens.min() < 0: raise ValueError(f"lens must be non-negative, got {int(lens.min())}")
+    ends = np.cumsum(lens)
+    return np.arange(ends[-1], dtype=np.int64) + np.repeat(starts - (ends - lens), lens)
+
+# %% ../nbs/00_core.ipynb #670fe0ce
+def die_with_parent(parent_pid:int=None, # The parent's pid, recorded when the pool is made; None: the current parent
+                   ):
+    "In a worker process: get `SIGKILL` when the parent dies (Linux `PR_SET_PDEATHSIG`), and exit now if it is already gone"
+    if parent_pid is None: parent_pid = os.getppid()
+    if sys.platform.startswith('linux'):
+        import ctypes, signal
+        try: ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)   # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError): pass
+    if os.getppid() != parent_pid: os._exit(1)   # the parent died before the request took effect
 
 # %% ../nbs/00_core.ipynb #faf38839
 class Unhashable(TypeError):
@@ -148,13 +176,38 @@ def fingerprint(*objs)->str:
         return 'random-' + uuid.uuid4().hex[:25]
 
 # %% ../nbs/00_core.ipynb #e774f651
-def file_signature(path # A file or a folder (every file below it, sorted)
+_DIGESTS = {}   # (resolved path, size, mtime_ns, ctime_ns, inode) -> xxh3 digest of the contents, for this process
+
+def _xxh3_file(fn, bufsz=1<<22)->str:
+    "xxh3-128 hex digest of a file's contents, read in blocks of `bufsz` bytes"
+    h = xxhash.xxh3_128()
+    with open(fn, 'rb') as f:
+        while (b := f.read(bufsz)): h.update(b)
+    return h.hexdigest()
+
+def _content_digest(f:Path, st)->str:
+    "`_xxh3_file(f)`, remembered for this process while the file's size, times and inode stay the same"
+    key = (str(f.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    if (d := _DIGESTS.get(key)) is None: d = _DIGESTS[key] = _xxh3_file(f)
+    return d
+
+def file_signature(path, # A file or a folder (every file below it, sorted)
+                   root=None, # Names are relative to this folder; None: the folder itself, or a file's own name
+                   mode:str='content', # 'content' hashes the bytes (xxh3); 'stat' (unsafe) uses size and mtime only
                   )->list:
-    "Path, size and modification time of a file, or of each file below a folder, for use in a fingerprint"
+    "`(relative name, size, xxh3 digest of the contents)` of a file, or of each file below a folder, for use in a fingerprint"
+    if mode not in ('content', 'stat'): raise ValueError(f"mode must be 'content' or 'stat' (unsafe: size and mtime), got {mode!r}")
     p = Path(path)
     if not p.exists(): raise FileNotFoundError(f"{p} does not exist")
     files = [p] if p.is_file() else sorted(f for f in p.rglob('*') if f.is_file())
-    return [(str(f.resolve()), (s:=f.stat()).st_size, s.st_mtime_ns) for f in files]
+    base = Path(root) if root is not None else p.parent if p.is_file() else p
+    res = []
+    for f in files:
+        try: rel = f.relative_to(base).as_posix()
+        except ValueError: rel = f.name
+        st = f.stat()
+        res.append((rel, st.st_size, _content_digest(f, st) if mode == 'content' else ('mtime', st.st_mtime_ns)))
+    return res
 
 # %% ../nbs/00_core.ipynb #1a9c2b9b
 def _fsync_dir(path):
@@ -171,13 +224,15 @@ def _sha256_file(fn, bufsz=1<<22)->str:
         while (b := f.read(bufsz)): h.update(b)
     return h.hexdigest()
 
+CHECKSUM = 'xxh3'   # manifest key of the checksum written now (xxh3-128); 'sha256' entries of older caches are still read
+
 class ArrayWriter:
     "Append chunks of one dtype to a raw binary file, hashing as it writes; `close()` returns the manifest entry"
     def __init__(self, fn, # File to create (truncated if it exists)
                  dtype, # numpy dtype of every value written
                  row_shape=()): # Trailing shape of each row, `()` for a flat array
         self.fn,self.dtype,self.row_shape = Path(fn),np.dtype(dtype),tuple(row_shape)
-        self.f,self.h,self.n = open(self.fn, 'wb'),hashlib.sha256(),0
+        self.f,self.h,self.n = open(self.fn, 'wb'),xxhash.xxh3_128(),0
 
     def write(self, a):
         "Append `a` (any array-like of shape `(k, *row_shape)`, or a flat 1-D chunk) cast to the writer's dtype"
@@ -191,15 +246,17 @@ class ArrayWriter:
         return self
 
     def close(self)->dict:
-        "Flush and fsync the file; return its manifest entry (file, dtype, shape, nbytes, sha256)"
+        "Flush and fsync the file; return its manifest entry (file, dtype, shape, nbytes, xxh3)"
         if not self.f.closed:
             self.f.flush(); os.fsync(self.f.fileno()); self.f.close()
         return dict(file=self.fn.name, dtype=self.dtype.str, shape=[self.n, *self.row_shape],
-                    nbytes=self.n*self.dtype.itemsize*int(np.prod(self.row_shape, dtype=np.int64)), sha256=self.h.hexdigest())
+                    nbytes=self.n*self.dtype.itemsize*int(np.prod(self.row_shape, dtype=np.int64)), **{CHECKSUM: self.h.hexdigest()})
 
     def abort(self):
-        "Close without keeping anything (the caller's temporary folder is deleted anyway)"
-        if not self.f.closed: self.f.close()
+        "Close without keeping anything (the caller's temporary folder is deleted anyway); a failing flush (full disk) is ignored"
+        if not self.f.closed:
+            try: self.f.close()
+            except OSError: pass
 
     def __enter__(self): return self
     def __exit__(self, exc_type, *_):
@@ -210,9 +267,9 @@ class ArrayWriter:
 MANIFEST = 'manifest.json'
 
 def file_entry(fn)->dict:
-    "Manifest entry of a non-array file (an Arrow chunk, a JSON vocabulary): name, size and SHA-256"
+    "Manifest entry of a non-array file (an Arrow chunk, a JSON vocabulary): name, size and xxh3 checksum"
     fn = Path(fn)
-    return dict(file=fn.name, nbytes=fn.stat().st_size, sha256=_sha256_file(fn))
+    return dict(file=fn.name, nbytes=fn.stat().st_size, **{CHECKSUM: _xxh3_file(fn)})
 
 def write_json_atomic(fn, obj):
     "Write `obj` as JSON to `fn` through a temporary file, fsync and `os.replace`: readers see the old file or the new one, never half of one"
@@ -251,21 +308,69 @@ def _leftovers(folder:Path)->list:
     p = Path(folder)
     return sorted(x.name for x in p.parent.glob(f'.{p.name}.*') if x.is_dir()) if p.parent.exists() else []
 
+DTYPES = ('|u1', '|i1', '|b1', '<u2', '<i2', '<u4', '<i4', '<u8', '<i8', '<f2', '<f4', '<f8')   # dtypes a manifest may name
+_CHECKSUMS = {'xxh3': 32, 'sha256': 64}   # checksum key -> length of its hex digest
+_HEX = re.compile('[0-9a-f]+')
+
+def _is_int(v)->bool: return isinstance(v, int) and not isinstance(v, bool)
+
+def safe_name(name)->bool:
+    "True for a relative path of plain names ('vocab.json', 'tokenizer/vocab.txt'): no '..', '.', empty part, leading '/', backslash or NUL"
+    return (isinstance(name, str) and bool(name) and not name.startswith('/') and '\\' not in name and '\x00' not in name
+            and all(p not in ('', '.', '..') for p in name.split('/')))
+
+def _check_entry(mf, field:str, e, array:bool, fix:str):
+    "Check one `arrays`/`files` entry of a manifest, naming the field on any violation"
+    def bad(k, what): return CacheFormatError(f"{mf}: {field}.{k} {what}; {fix}.")
+    if not isinstance(e, dict): raise CacheFormatError(f"{mf}: {field} is a {type(e).__name__}, not an object; {fix}.")
+    if not safe_name(e.get('file')): raise bad('file', f"is {e.get('file')!r}, not a plain file name inside the cache folder")
+    if not _is_int(e.get('nbytes')) or e['nbytes'] < 0: raise bad('nbytes', f"is {e.get('nbytes')!r}, not a non-negative integer")
+    cks = [k for k in _CHECKSUMS if k in e]
+    if not cks: raise bad('xxh3', f"is missing: every file of a cache carries a checksum ({' or '.join(_CHECKSUMS)})")
+    for k in cks:
+        if not isinstance(e[k], str) or len(e[k]) != _CHECKSUMS[k] or not _HEX.fullmatch(e[k]): raise bad(k, f"is {e[k]!r}, not a {k} hex digest")
+    if not array: return
+    if e.get('dtype') not in DTYPES: raise bad('dtype', f"is {e.get('dtype')!r}, not one of {list(DTYPES)}")
+    shape = e.get('shape')
+    if not isinstance(shape, list) or not shape or not all(_is_int(s) and s >= 0 for s in shape):
+        raise bad('shape', f"is {shape!r}, not a list of non-negative integers")
+    n = np.dtype(e['dtype']).itemsize
+    for s in shape: n *= s
+    if n != e['nbytes']: raise bad('shape', f"{shape} of {e['dtype']} is {n:,} bytes, but nbytes is {e['nbytes']:,}")
+
+def check_manifest(m:dict, mf='manifest.json', fix:str='rebuild it (the builders take `force_rebuild=True`) or delete the folder')->dict:
+    "Validate the layout every manifest shares (keys, types, entries, counts): `CacheFormatError` naming the field"
+    for k,t in (('format', str), ('format_version', int), ('fingerprint', str), ('arrays', dict), ('files', dict), ('counts', dict), ('params', dict)):
+        if k not in m: raise CacheFormatError(f"{mf}: field {k!r} is missing; {fix}.")
+        if not isinstance(m[k], t) or isinstance(m[k], bool): raise CacheFormatError(f"{mf}: field {k!r} is a {type(m[k]).__name__}, not a {t.__name__}; {fix}.")
+    names = set()
+    for sect in ('arrays', 'files'):
+        for name,e in m[sect].items():
+            _check_entry(mf, f'{sect}.{name}', e, sect == 'arrays', fix)
+            if e['file'] == MANIFEST or e['file'] in names: raise CacheFormatError(f"{mf}: {sect}.{name}.file {e['file']!r} is listed twice; {fix}.")
+            names.add(e['file'])
+    for k,v in m['counts'].items():
+        if not _is_int(v) or v < (-1 if k == 'max_id' else 0):   # max_id is -1 for a store without tokens
+            raise CacheFormatError(f"{mf}: counts.{k} is {v!r}, not a non-negative integer; {fix}.")
+    return m
+
 def read_manifest(folder, # A committed cache folder
                   format:str, # Expected format name
                   versions=(1,), # Format versions this code can read
-                  fix:str='rebuild it (the builders take `force_rebuild=True`)' # What to tell the user to do
+                  fix:str='rebuild it (the builders take `force_rebuild=True`) or delete the folder' # What to tell the user to do
                  )->dict:
-    "Read and check `folder/manifest.json`: `CacheIncompleteError` if absent, `CacheFormatError` if of another format or version"
+    "Read and validate `folder/manifest.json`: `CacheIncompleteError` if absent, `CacheFormatError` if of another format or version or invalid"
     folder = Path(folder)
     mf = folder/MANIFEST
-    if not mf.exists():
+    if not mf.exists() and not mf.is_symlink():
         what = 'does not exist' if not folder.exists() else 'has no committed manifest.json'
         left = _leftovers(folder)
         hint = f" An interrupted build left {', '.join(left)} beside it." if left else ''
         raise CacheIncompleteError(f"{folder} {what}: it is not a committed {format} cache.{hint} Build it first, or {fix}.")
+    if mf.is_symlink() or not mf.is_file():
+        raise CacheCorruptError(f"{mf} is a symbolic link or not a regular file: a cache holds only regular files; {fix}.")
     try: m = json.loads(mf.read_text(encoding='utf-8'))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise CacheCorruptError(f"{mf} is not valid JSON ({e}); {fix}.") from e
     if not isinstance(m, dict) or 'format' not in m or 'format_version' not in m:
         raise CacheFormatError(f"{mf} is not a fastai_memstream manifest (no format/format_version); expected format {format!r}. "
@@ -274,28 +379,47 @@ def read_manifest(folder, # A committed cache folder
         raise CacheFormatError(f"{folder} holds a {m['format']!r} cache (version {m['format_version']}), expected {format!r}. "
                                f"Point to a {format} cache, or {fix}.")
     v = m['format_version']
-    if v not in versions:
-        newer = isinstance(v, int) and v > max(versions)
+    if not _is_int(v) or v not in versions:
+        newer = _is_int(v) and v > max(versions)
         why = (f"it was written by a newer fastai_memstream ({m.get('library_version','?')}); upgrade fastai_memstream, or {fix}"
                if newer else f"this version of fastai_memstream ({__version__}) reads versions {list(versions)}; {fix}")
-        raise CacheFormatError(f"{folder} holds {format!r} format version {v}: {why}.")
-    return m
+        raise CacheFormatError(f"{folder} holds {format!r} format version {v!r}: {why}.")
+    return check_manifest(m, mf, fix)
+
+_VERIFIED = set()   # (resolved path, size, mtime_ns, inode, checksum) of the files whose checksum matched in this process
+
+def _file_in(folder:Path, name:str, fix:str)->Path:
+    "`folder/name`, refusing a symbolic link anywhere below `folder` and anything but a regular file"
+    p = folder
+    for part in name.split('/'):
+        p = p/part
+        if p.is_symlink():
+            raise CacheCorruptError(f"{p} is a symbolic link: a cache holds only regular files (a link could point outside it); {fix}.")
+    return p
 
 def verify_files(folder, # A committed cache folder
                  manifest:dict, # Its manifest, from `read_manifest`
-                 checksums:bool=False, # Also compare SHA-256 checksums (reads every byte)
-                 fix:str='rebuild it (the builders take `force_rebuild=True`)'):
-    "Check every array and file the manifest lists exists with its recorded size (and checksum): `CacheCorruptError` otherwise"
+                 checksums:bool=False, # Also compare checksums (reads every byte, once per file per process)
+                 fix:str='rebuild it (the builders take `force_rebuild=True`) or delete the folder',
+                 memo:bool=True): # Skip files whose checksum already matched in this process (same size, mtime, inode)
+    "Check every array and file the manifest lists is a regular file with its recorded size (and checksum): `CacheCorruptError` otherwise"
     folder = Path(folder)
     for name,e in {**manifest.get('arrays', {}), **manifest.get('files', {})}.items():
-        fn = folder/e['file']
+        fn = _file_in(folder, e['file'], fix)
         if not fn.exists(): raise CacheCorruptError(f"{fn} is missing but the manifest lists it; {fix}.")
-        size = fn.stat().st_size
-        if size != e['nbytes']:
-            raise CacheCorruptError(f"{fn} has {size:,} bytes but the manifest records {e['nbytes']:,} "
-                                    f"({'truncated' if size < e['nbytes'] else 'grown'} after it was committed); {fix}.")
-        if checksums and e.get('sha256') and _sha256_file(fn) != e['sha256']:
-            raise CacheCorruptError(f"{fn} does not match its SHA-256 checksum in the manifest (its bytes changed); {fix}.")
+        st = fn.stat()
+        if not stat.S_ISREG(st.st_mode): raise CacheCorruptError(f"{fn} is not a regular file; {fix}.")
+        if st.st_size != e['nbytes']:
+            raise CacheCorruptError(f"{fn} has {st.st_size:,} bytes but the manifest records {e['nbytes']:,} "
+                                    f"({'truncated' if st.st_size < e['nbytes'] else 'grown'} after it was committed); {fix}.")
+        if not checksums: continue
+        k = next((k for k in _CHECKSUMS if e.get(k)), None)
+        if k is None: raise CacheCorruptError(f"{fn} has no checksum in the manifest; {fix}.")
+        key = (str(fn.resolve()), st.st_size, st.st_mtime_ns, st.st_ino, e[k])
+        if memo and key in _VERIFIED: continue
+        if (_xxh3_file(fn) if k == 'xxh3' else _sha256_file(fn)) != e[k]:
+            raise CacheCorruptError(f"{fn} does not match its {k} checksum in the manifest (its bytes changed after it was committed); {fix}.")
+        _VERIFIED.add(key)
 
 def open_array(folder, manifest:dict, name:str, mode:str='r')->np.ndarray:
     "Memory-map the array `name` of a verified cache with the dtype and shape its manifest records"
@@ -311,36 +435,78 @@ def _fsync_tree(folder:Path):
             with open(p, 'rb') as f: os.fsync(f.fileno())
     for p in [folder, *(d for d in Path(folder).rglob('*') if d.is_dir())]: _fsync_dir(p)
 
+def real_target(target)->Path:
+    "`target`, or where it points if it is a symbolic link: a build through a linked cache folder replaces the folder the link points to, never the link"
+    target = Path(target)
+    if not target.is_symlink(): return target
+    try: return target.resolve(strict=False)
+    except (RuntimeError, OSError) as e: raise CacheFormatError(f"{target} is a symbolic link that cannot be resolved ({e}); fix or remove the link") from e
+
 def partial_dir(target, resume_key:str)->Path:
     "The temporary folder a resumable build of `target` with `resume_key` writes to"
-    target = Path(target)
+    target = real_target(target)
     return target.parent/f'.{target.name}.partial-{resume_key[:32]}'
 
-def clean_stale(target, keep:Path=None)->list:
-    "Remove the temporary folders of earlier, killed builds of `target` (call while holding its lock); keep `keep`"
+def clean_stale(target, keep:Path=None, partials:bool=True)->list:
+    "Remove the temporary folders of earlier, killed builds of `target` (call while holding its lock); keep `keep`, and partial folders unless `partials`"
+    target = real_target(target)
     removed = []
     for name in _leftovers(target):
-        p = Path(target).parent/name
+        p = target.parent/name
         if keep is not None and p == Path(keep): continue
+        if not partials and name.startswith(f'.{target.name}.partial-'): continue
+        if p.is_symlink():   # not ours: never delete through it
+            logger.warning(f"{p} is a symbolic link, not a leftover of a build: left alone"); continue
         shutil.rmtree(p, ignore_errors=True); removed.append(name)
     if removed: logger.info(f"removed leftovers of interrupted builds: {removed}")
     return removed
 
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
+
+def _tree_bytes(p:Path)->int:
+    try: return sum(f.stat().st_size for f in Path(p).rglob('*') if f.is_file() and not f.is_symlink())
+    except OSError: return 0
+
+def write_error(e:BaseException, target, tmp, kept:bool):
+    "A `CacheWriteError` for `e` if it is a full disk or an I/O error (pyarrow's `No space left on device` too), else None"
+    no = getattr(e, 'errno', None) if isinstance(e, OSError) else errno.ENOSPC if 'No space left on device' in str(e) else None
+    if isinstance(e, CacheWriteError) or no not in _DISK_ERRNOS: return None
+    target = Path(target)
+    try: free = f"{shutil.disk_usage(target.parent).free:,} bytes are free there"
+    except OSError: free = 'free space unknown'
+    what = os.strerror(no)
+    where = f" writing {e.filename}" if getattr(e, 'filename', None) else ''
+    left = (f"the partial folder {tmp} is kept: the next build resumes from it (delete it to reclaim the space)" if kept
+            else "the partial folder was removed")
+    return CacheWriteError(no, f"building the cache {target} failed{where}: {what}. The build needs more than the {_tree_bytes(tmp):,} bytes "
+                               f"it had written ({free}); {left}. Free space on that disk, or build into a folder on another disk.")
+
 @contextlib.contextmanager
-def atomic_dir(target, # Final folder; replaced only if the block succeeds
+def atomic_dir(target, # Final folder; replaced only if the block succeeds (a symbolic link: the folder it points to)
                resume_key:str=None): # Keep the temporary folder on failure under this key, to resume from it
     "Context manager yielding a temporary sibling folder of `target`, renamed to `target` when the block succeeds"
-    target = Path(target)
+    target = real_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    if resume_key: tmp = partial_dir(target, resume_key)
+    if resume_key:
+        tmp = partial_dir(target, resume_key)
+        if tmp.is_symlink() or (tmp.exists() and not tmp.is_dir()):
+            raise CacheFormatError(f"{tmp} is a symbolic link or not a folder: fastai_memstream never writes or deletes through a link it "
+                                   f"did not create. Remove it (`rm {tmp}`), then build again.")
     else: tmp = target.parent/f'.{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}'
     tmp.mkdir(exist_ok=bool(resume_key))
     try: yield tmp
-    except BaseException:
+    except BaseException as e:
+        err = write_error(e, target, tmp, kept=bool(resume_key))
         if not resume_key: shutil.rmtree(tmp, ignore_errors=True)
+        if err is not None: raise err from e
         raise
     assert (tmp/MANIFEST).exists(), f"a build must write {MANIFEST} before it is committed"
-    _fsync_tree(tmp)
+    try: _fsync_tree(tmp)
+    except OSError as e:
+        err = write_error(e, target, tmp, kept=bool(resume_key))
+        if not resume_key: shutil.rmtree(tmp, ignore_errors=True)
+        if err is not None: raise err from e
+        raise
     old = None
     if target.exists() or target.is_symlink():
         old = target.parent/f'.{target.name}.old-{uuid.uuid4().hex[:8]}'
@@ -351,10 +517,10 @@ def atomic_dir(target, # Final folder; replaced only if the block succeeds
 
 # %% ../nbs/00_core.ipynb #96d27bee
 @contextlib.contextmanager
-def cache_lock(target, # The cache folder to lock (the lock file is a hidden sibling)
+def cache_lock(target, # The cache folder to lock (the lock file is a hidden sibling; of the folder a link points to)
                timeout:float=-1): # Seconds to wait; -1 waits for ever
     "Hold the build lock of `target`; raise `CacheLockError` after `timeout` seconds"
-    target = Path(target)
+    target = real_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(target.parent/f'.{target.name}.lock'))
     try: lock.acquire(timeout=timeout)
@@ -365,27 +531,68 @@ def cache_lock(target, # The cache folder to lock (the lock file is a hidden sib
     finally: lock.release()
 
 # %% ../nbs/00_core.ipynb #247cf4a0
-def _reusable(target, format, versions, fp):
-    try:
-        m = read_manifest(target, format, versions)
-        verify_files(target, m)
-    except MemstreamError: return None
-    return m if m.get('fingerprint') == fp else None
+def _reusable(target, format, versions, fp, checksums:bool=True):
+    "The manifest of the committed cache at `target` if its fingerprint is `fp` and its files are intact; a damaged one is reported"
+    try: m = read_manifest(target, format, versions)
+    except CacheIncompleteError: return None
+    except MemstreamError as e:
+        if (Path(target)/MANIFEST).exists(): warnings.warn(f"the cache in {target} is damaged and will be rebuilt: {e}", stacklevel=3)
+        return None
+    if m.get('fingerprint') != fp: return None
+    try: verify_files(target, m, checksums=checksums)
+    except MemstreamError as e:
+        warnings.warn(f"the cache in {target} is damaged and will be rebuilt: {e}", stacklevel=3)
+        return None
+    return m
 
 def _check_overwritable(target:Path, format:str, force:bool):
     "Refuse to replace a non-empty folder that is not a cache of `format` unless `force`"
+    target = real_target(target)
     if force or not target.exists(): return
     if (target/MANIFEST).exists():
-        try: fmt = json.loads((target/MANIFEST).read_text()).get('format')
+        try: raw = (target/MANIFEST).read_bytes()
+        except OSError: raw = b''
+        try: fmt = json.loads(raw).get('format')
         except Exception: fmt = None
         if fmt == format: return
+        if fmt is None and f'"format": "{format}"'.encode() in raw: return   # our damaged manifest: rebuilt (`_reusable` warned)
         raise CacheFormatError(f"{target} holds a {fmt!r} cache, not a {format!r} one; refusing to overwrite it. "
                                f"Choose another folder, or pass force_rebuild=True to replace it.")
     if target.is_dir() and not any(target.iterdir()): return
     raise CacheFormatError(f"{target} exists and is not a {format!r} cache ({', '.join(sorted(p.name for p in target.iterdir())[:5])}...); "
                            f"refusing to overwrite it. Choose another folder, or pass force_rebuild=True to replace it.")
 
-def cached_build(target, # Cache folder
+_VOLATILE = ('n_workers', 'chunk_size', 'vocab_size', 'dtype')   # parameters that do not change what is built, or follow from the data
+
+def _old_params(target, format)->dict|None:
+    try: m = json.loads((Path(target)/MANIFEST).read_text(encoding='utf-8'))
+    except Exception: return None
+    return m.get('params') if isinstance(m, dict) and m.get('format') == format and isinstance(m.get('params'), dict) else None
+
+def _diffs(a, b, path:str)->list:
+    "`(path, old, new)` of each differing leaf of two JSON values (dicts compared key by key)"
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted({*a, *b}, key=str) for d in _diffs(a.get(k), b.get(k), f'{path}.{k}')]
+    return [] if a == b else [(path, a, b)]
+
+def _warn_replaced(target, old:dict|None, new:dict, ignore=()):
+    "Warn when a build replaced a cache built with other settings (`params` other than `_VOLATILE` and `ignore`), naming both"
+    if not old: return
+    diff = [d for k in sorted({*old, *new}) if k not in _VOLATILE and k not in ignore for d in _diffs(old.get(k), new.get(k), k)]
+    if not diff: return
+    show = lambda i: ', '.join(f"{d[0]}={json.dumps(d[i], default=str)[:80]}" for d in diff)
+    warnings.warn(f"{target} held a cache built with other settings ({show(1)}); it was replaced by one built with ({show(2)}). "
+                  "Build into another folder to keep both.", stacklevel=4)
+
+def _clean_if_idle(target):
+    "Remove leftover temporary copies of killed builds (not resumable partial folders) if nobody is building `target` now"
+    target = real_target(target)
+    if not any('.tmp-' in n or '.old-' in n for n in _leftovers(target)): return
+    try:
+        with cache_lock(target, timeout=0): clean_stale(target, partials=False)
+    except (CacheLockError, OSError): pass
+
+def cached_build(target, # Cache folder (a symbolic link: the folder it points to is built, the link kept)
                  format:str, # Format name written to and expected in the manifest
                  fp:str, # Fingerprint of what is to be built
                  build, # `build(tmp_folder)` writes the files and, last, the manifest (`write_manifest`)
@@ -393,17 +600,22 @@ def cached_build(target, # Cache folder
                  force_rebuild:bool=False, # Build even if a matching cache exists
                  timeout:float=-1, # Seconds to wait for another process's build
                  resume_key:str=None, # Build in a resumable partial folder (see `atomic_dir`)
+                 checksums:bool=True, # Verify the checksums of a cache before reusing it (once per file per process)
                 )->tuple:
     "Return `(manifest, built)`: the manifest of the committed cache at `target` for `fp`, building it first if needed"
-    target = Path(target)
-    if not force_rebuild and (m := _reusable(target, format, versions, fp)): return m, False
+    target = real_target(target)
+    if not force_rebuild and (m := _reusable(target, format, versions, fp, checksums)):
+        _clean_if_idle(target)
+        return m, False
     _check_overwritable(target, format, force_rebuild)
     with cache_lock(target, timeout):
-        if not force_rebuild and (m := _reusable(target, format, versions, fp)): return m, False
+        if not force_rebuild and (m := _reusable(target, format, versions, fp, checksums)): return m, False
         _check_overwritable(target, format, force_rebuild)
         keep = partial_dir(target, resume_key) if resume_key else None
         clean_stale(target, keep=keep)
+        old = None if force_rebuild else _old_params(target, format)
         with atomic_dir(target, resume_key=resume_key) as tmp: build(tmp)
         m = read_manifest(target, format, versions)
         if m['fingerprint'] != fp: raise MemstreamError(f"build of {target} wrote fingerprint {m['fingerprint']}, expected {fp}")
+        _warn_replaced(target, old, m['params'])
         return m, True
