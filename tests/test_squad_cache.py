@@ -8,7 +8,7 @@ import numpy as np, pytest, datasets
 import pyarrow as pa, pyarrow.parquet as pq
 from transformers import AutoTokenizer
 from fastai_memstream.core import sample_data, CacheIncompleteError, MANIFEST
-import fastai_memstream.squad as squad
+import fastai_memstream.squad as squad, fastai_memstream.squad_read as squad_read
 from fastai_memstream.squad import (StreamingSquadProcessor, ChunkedCacheManager, configure_memory_tokens, make_test_xlnet_tokenizer,
                                     upload_processed_dataset_to_hub, load_dataset_from_hub)
 from test_squad_oracle import squad_rows
@@ -73,7 +73,7 @@ def test_hub_id_dispatch(bert, monkeypatch, tmp_path, caplog):
     def fake_load(name, split=None, streaming=False, **kw):
         calls.append((name, split, streaming))
         return datasets.IterableDataset.from_generator(squad_rows)
-    monkeypatch.setattr(squad, 'load_dataset', fake_load)
+    monkeypatch.setattr(squad_read, 'load_dataset', fake_load)
     cm = ChunkedCacheManager(tmp_path)
     p = StreamingSquadProcessor(bert, progress=False)
     with caplog.at_level(logging.INFO, logger='fastai_memstream'):
@@ -87,7 +87,7 @@ def test_hub_id_dispatch(bert, monkeypatch, tmp_path, caplog):
     assert len(cm.load('rajpurkar/squad_v2', 'validation')) == n and cm.split_dir('rajpurkar/squad_v2', 'validation').parent.name == 'rajpurkar--squad_v2'
     assert cm.manifest('rajpurkar/squad_v2', 'validation')['counts']['examples'] == 50
     def offline(*a, **k): raise ConnectionError('no network')
-    monkeypatch.setattr(squad, 'load_dataset', offline)
+    monkeypatch.setattr(squad_read, 'load_dataset', offline)
     with pytest.raises(ConnectionError) as e: P(bert).process_dataset_streaming('squad_v2')
     assert 'check the path' in ''.join(getattr(e.value, '__notes__', []))
 
@@ -114,7 +114,14 @@ def test_fingerprint_never_reuses_another_setting(bert, xlnet, tmp_path):
         assert m['fingerprint'] not in fps, what
         fps.add(m['fingerprint'])
         if what == 'max_n_segs': assert m['params']['max_n_segs'] == 1 and all(f['segment_index'] == 0 for f in cm.load(src, 'validation'))
-    time.sleep(0.01); src.write_text(src.read_text())  # same bytes, new modification time: the input may have changed
+    m1 = build(bert, 128, 32)
+    assert m1['fingerprint'] == m0['fingerprint']
+    time.sleep(0.01); src.write_text(src.read_text())  # same bytes, new modification time: the same input, the cache is reused
+    assert build(bert, 128, 32)['created'] == m1['created']
+    st = src.stat()  # edited in place keeping size and modification time (`touch -d`, `cp -p` do this): a new input
+    txt = src.read_text(); i = txt.index('Normandy')
+    src.write_text(txt[:i] + 'Normandx' + txt[i+8:]); os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert src.stat().st_size == st.st_size and src.stat().st_mtime_ns == st.st_mtime_ns
     assert build(bert, 128, 32)['fingerprint'] not in fps
     assert cm.manifest(src, 'validation')['params']['tokenizer_fingerprint'] == m0['params']['tokenizer_fingerprint']
 
@@ -356,7 +363,7 @@ def test_construction_report(bert, capsys):
     StreamingSquadProcessor(tok, progress=False)
     out = capsys.readouterr().out
     for s in ('Initialized StreamingSquadProcessor', 'Max sequence length: 384', 'Doc stride: 128', 'Streaming chunk size: 1000',
-              'Max memory limit: 8.0 GB', 'Memory monitoring: enabled', 'Memory tokens detected: 16 memory token pairs'):
+              'Max memory limit: 8.0 GB', 'Memory monitoring: enabled', 'Memory tokens detected: 16 memory token pairs (32 tokens)'):
         assert s in out, s
     StreamingSquadProcessor(bert, progress=False, verbose=False)
     assert capsys.readouterr().out == ''
@@ -367,6 +374,7 @@ class FakeApi:
     "Stands in for huggingface_hub.HfApi: 'uploads' into a local folder per repo"
     root,calls = None,[]
     def __init__(self, token=None): pass
+    def whoami(self): return {'name': 'me'}
     def create_repo(self, repo_id, repo_type=None, private=None, exist_ok=False):
         FakeApi.calls.append(('create_repo', repo_id, repo_type, private)); (FakeApi.root/repo_id).mkdir(parents=True, exist_ok=True)
     def upload_folder(self, repo_id, folder_path, repo_type=None, commit_message=None, **kw):
@@ -376,6 +384,8 @@ def test_hub_roundtrip_on_local_folders(bert, tmp_path, monkeypatch):
     import huggingface_hub
     FakeApi.root,FakeApi.calls = tmp_path/'hub',[]
     monkeypatch.setattr(huggingface_hub, 'HfApi', FakeApi)
+    monkeypatch.delenv('HF_HUB_OFFLINE', raising=False); monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_OFFLINE', False)
+    monkeypatch.setattr(huggingface_hub, 'get_token', lambda: 'hf_fake')
     tok = copy.deepcopy(bert); configure_memory_tokens(tok, 2)
     src = write_jsonl(tmp_path/'in.jsonl', squad_rows())
     rid = upload_processed_dataset_to_hub(src, ['train', 'validation'], tok, 128, 32, None, 'me/squad-mem2', True, tmp_path/'cache',
