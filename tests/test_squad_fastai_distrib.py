@@ -9,7 +9,8 @@ N_EX = 41   # odd: one rank's share must be padded
 def _cache(tmp):
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     from fastai_memstream.core import sample_data
-    from fastai_memstream.squad import StreamingSquadProcessor, ChunkedCacheManager, configure_memory_tokens, make_test_xlnet_tokenizer
+    from fastai_memstream.squad import StreamingSquadProcessor, ChunkedCacheManager, configure_memory_tokens
+    from fastai_memstream.test_utils import make_test_xlnet_tokenizer
     tok = make_test_xlnet_tokenizer(tmp/'tok')
     configure_memory_tokens(tok, 2)
     cm = ChunkedCacheManager(tmp/'cache')

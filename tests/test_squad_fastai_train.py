@@ -7,7 +7,8 @@ from fastai.torch_core import set_seed
 from fastai.callback.core import Callback
 from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering, XLNetConfig, XLNetForQuestionAnsweringSimple
 from fastai_memstream.core import sample_data
-from fastai_memstream.squad import StreamingSquadProcessor, ChunkedCacheManager, configure_memory_tokens, make_test_xlnet_tokenizer
+from fastai_memstream.squad import StreamingSquadProcessor, ChunkedCacheManager, configure_memory_tokens
+from fastai_memstream.test_utils import make_test_xlnet_tokenizer
 from fastai_memstream.squad_fastai import *
 
 torch.set_num_threads(1)
@@ -95,13 +96,13 @@ def test_capped_windows_are_scored_as_they_finish(caches, caplog):
     class Watch(Callback):
         order = 100   # after the metrics fed the post-processor
         def after_batch(self):
-            pp = learn.metrics[0].state.pp
+            pp = learn.metrics[0].evaluator.pp
             if pp is not None: pending.append(len(pp.pending))
     with caplog.at_level('WARNING', logger='fastai_memstream'), learn.no_bar(), learn.no_logging():
         r = learn.validate(cbs=[Watch()])
     assert max(pending) <= 8, max(pending)                                   # at most the documents of one batch in flight
     assert 'only some of their windows' not in caplog.text
-    assert set(learn.metrics[0].state.pp.exact) == set(xf.doc_example_ids)                  # every example scored
+    assert set(learn.metrics[0].evaluator.pp.exact) == set(xf.doc_example_ids)                  # every example scored
 
 def test_trainer_processes_the_cache_and_loads_a_local_model(tmp_path):
     "The guide's API with a local model folder and no cache yet: the trainer runs the streaming processor, trains and saves"
