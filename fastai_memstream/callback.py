@@ -47,6 +47,8 @@ def plot_memory(history:pd.DataFrame, # `RSSLogger.history`, or the same columns
         if h['workers_uss_mb'].notna().any(): ax.plot(x, h['workers_uss_mb'], 'd--', color='C4', label='workers USS (sum)')
     ax.set_xticks(list(x))
     ax.set(xlabel='epoch', ylabel='MB (2**20 bytes)', title=title or 'memory at the end of each epoch')
+    ax.relim()
+    ax.autoscale(axis='y')   # the range covers every line, this plot's and those of axes sharing its y axis (`sharey`)
     ax.set_ylim(bottom=0)
     ax.legend(fontsize='small')
     return ax

@@ -13,11 +13,42 @@ def _worker_dls(num_workers, n=64, bs=16):
     return DataLoaders(TfmdDL(ds, bs=bs, shuffle=True, num_workers=num_workers),
                        TfmdDL(TensorDataset(x[:64], 2*x[:64]+3), bs=bs, num_workers=num_workers))
 
+_FMT_MSG = ("fastai's printed results table no longer formats floats with '.6f' ({what}). fastai_memstream.core.TableFloat "
+            "relies on that private detail of fastai (ProgressCallback._write_stats formats each float with f'{{l:.6f}}') to print "
+            "RSSLogger's memory columns and the SQuAD scores with fewer decimals: update TableFloat.__format__ for the new format.")
+
+def _check_table_format(out, n_mem):
+    "Rows of the printed results table: fastai's losses with '.6f', the next `n_mem` columns (RSSLogger's `TableFloat`s) with 1 decimal"
+    rows = [l.split() for l in (l.strip() for l in out.splitlines()) if re.match(r'^\d+\s', l)]
+    assert rows, f"no results table in the output:\n{out}"
+    for r in rows:
+        losses,mem = r[1:3],r[3:3+n_mem]
+        assert all(re.fullmatch(r'-?\d+\.\d{6}', v) for v in losses), _FMT_MSG.format(what=f"the losses were printed as {losses}")
+        assert all(re.fullmatch(r'\d+\.\d', v) for v in mem), _FMT_MSG.format(what=f"RSSLogger's columns were printed as {mem}, not with one decimal")
+    return rows
+
+def test_results_table_float_format(capsys):
+    "fastai prints the results table's floats with '.6f', which `TableFloat` turns into one decimal for the memory columns"
+    learn = synth_learner(n_trn=20, cbs=RSSLogger())
+    learn.fit(2)
+    assert len(_check_table_format(capsys.readouterr().out, 2)) == 2
+
+def test_results_table_format_check_catches_a_change(capsys, monkeypatch):
+    "If fastai formatted its results table another way, the check above fails and says what to update"
+    def write_4f(self, log):   # what a fastai release printing 4 decimals would do
+        if getattr(self, 'mbar', False): self.mbar.write([f'{l:.4f}' if isinstance(l, float) else str(l) for l in log], table=True)
+    monkeypatch.setattr(ProgressCallback, '_write_stats', write_4f)
+    learn = synth_learner(n_trn=20, cbs=RSSLogger())
+    learn.fit(1)
+    with pytest.raises(AssertionError, match=r"no longer formats floats with '\.6f'.*TableFloat\.__format__"):
+        _check_table_format(capsys.readouterr().out, 2)
+
 def test_column_in_printed_table(capsys):
     learn = synth_learner(n_trn=20, cbs=RSSLogger(cols=('rss_mb', 'anon_mb', 'peak_rss_mb')))
     assert any(isinstance(cb, ProgressCallback) for cb in learn.cbs)
     learn.fit(3)
     out = capsys.readouterr().out
+    _check_table_format(out, 3)
     lines = [l.strip() for l in out.splitlines() if l.strip()]
     hdr = next(l for l in lines if l.startswith('epoch'))
     assert hdr.split() == ['epoch', 'train_loss', 'valid_loss', 'rss_mb', 'anon_mb', 'peak_rss_mb', 'time'], hdr

@@ -2,7 +2,11 @@
 
 `make docs` builds the preview and runs this file with MEMSTREAM_DOCS_CHECK=1, where a missing preview or a missing
 Chromium is a failure. Under a plain `pytest tests/` (make test) it is skipped: the preview it would check may be
-missing or stale, and checking it is `make docs`'s job.
+missing or stale, and checking it is `make docs`'s job. MEMSTREAM_DOCS_DIR checks a preview built elsewhere
+(`python tools/docs_preview.py --out DIR`).
+
+What a reader would see wrong is checked in the rendered page: markdown link syntax shown as text, and tables wider
+than the page's text column (cut off on the right on the docs site).
 """
 import json, os, re, shutil, subprocess, tempfile
 from pathlib import Path
@@ -10,7 +14,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ROOT/'build'/'docs'
+DOCS = Path(os.environ.get('MEMSTREAM_DOCS_DIR') or ROOT/'build'/'docs')
 STRICT = os.environ.get('MEMSTREAM_DOCS_CHECK') == '1'
 CHROMIUM = next((shutil.which(c) for c in ('chromium', 'chromium-browser', 'google-chrome') if shutil.which(c)), None)
 FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
@@ -52,6 +56,35 @@ def test_page_in_chromium(page):
     missing = [n for n in info['show_doc'] if n not in heads or not re.search(rf'\b{re.escape(n.split(".")[-1])}\s*\(', code)]
     assert not missing, f"{page}: no rendered signature for {missing}"
     assert 'Traceback (most recent call last)' not in dom.get_text(), f"{page} shows a traceback"
+    for t in dom.find_all(['pre', 'code', 'style', 'script']): t.decompose()
+    literal = re.findall(r'\]\((?:https?://|[\w./-]*\.html)[^)\s]*\)', dom.get_text())
+    assert not literal, (f"{page} shows markdown link syntax as text: {literal}. nbdev links a backticked name it knows "
+                         "(`RSSLogger`) by itself, also inside a link written around it: write just the backticked name")
+
+# Run in the page once it is laid out: the tables whose right edge passes the right edge of the text column
+_MEASURE = """<script>(function(){
+  const main = document.querySelector('main.memstream'), cs = getComputedStyle(main);
+  const edge = main.getBoundingClientRect().right - parseFloat(cs.paddingRight);
+  const wide = [...main.querySelectorAll('table')].filter(t => t.getBoundingClientRect().right > edge + 1).map(t =>
+    Math.round(t.getBoundingClientRect().right - edge) + ' px too wide: ' + t.innerText.trim().split(/\\s+/).slice(0, 6).join(' '));
+  const out = document.createElement('div'); out.id = 'memstream-wide'; out.textContent = JSON.stringify(wide);
+  document.body.appendChild(out);
+})();</script>"""
+
+@pytest.mark.parametrize('page', [p['file'] for p in _pages()] or ['index.html'])
+def test_tables_fit_the_page(page):
+    "At 1280 px, no table is wider than the text column: the reader would scroll it sideways (nbs/styles.css) or, without that, see it cut off"
+    _need(bool(_pages()), f"no docs preview in {DOCS}: run `make docs`")
+    _need(CHROMIUM is not None, "Chromium is not installed (Debian: apt-get install chromium)")
+    html = (DOCS/page).read_text(encoding='utf-8').replace('</body>', _MEASURE + '</body>', 1)
+    with tempfile.TemporaryDirectory() as d:
+        f = Path(d)/page
+        f.write_text(html, encoding='utf-8')
+        dom = BeautifulSoup(_chromium('--window-size=1280,2000', '--dump-dom', f.as_uri()), 'html.parser')
+    res = dom.find(id='memstream-wide')
+    assert res is not None, f"{page}: the measuring script did not run"
+    wide = json.loads(res.get_text())
+    assert not wide, f"{page}: tables wider than the page (fewer columns, or one row per run instead of one column per run): {wide}"
 
 def test_index_screenshot():
     _need(bool(_pages()), f"no docs preview in {DOCS}: run `make docs`")
