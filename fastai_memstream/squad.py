@@ -21,6 +21,7 @@ from .squad_read import _Source, _Bad, _clean_record, _check_int, REJECTED
 from .squad_cache import *
 from .squad_cache import _ChunkWriter, _damaged, _examples_table, _table_from_rows, _to_ds, _safe_name, _check_hub
 from .test_utils import make_test_xlnet_tokenizer
+from .store import _dist_ctx
 
 # %% auto #0
 __all__ = ['memory_token_ids', 'configure_memory_tokens', 'StreamingSquadProcessor', 'upload_processed_dataset_to_hub',
@@ -118,6 +119,16 @@ def _worker_init(proc, parent_pid:int):
     os.environ['TOKENIZERS_PARALLELISM'] = 'false'
     _WORKER = proc
 def _worker_featurize(chunk, max_n_segs, override): return _WORKER._featurize_chunk(chunk, max_n_segs, override)
+
+def _group_barrier(timeout:float=None):
+    "Wait for every process of the torch.distributed group; with gloo a process that never arrives is named (`monitored_barrier`) instead of a hang"
+    import datetime, torch.distributed as dist
+    timeout = float(timeout or os.environ.get('FASTAI_MEMSTREAM_DIST_TIMEOUT', 300))
+    if dist.get_backend() != 'gloo': return dist.barrier()   # NCCL has no monitored barrier
+    try: dist.monitored_barrier(timeout=datetime.timedelta(seconds=timeout))
+    except RuntimeError as e:
+        raise MemstreamError(f"not every process finished its SQuAD shard within {timeout:.0f} s ({e}); the committed shards are kept "
+                             "and reused when you run again") from e
 
 def _mp_context():
     import multiprocessing as mp
@@ -431,10 +442,13 @@ class StreamingSquadProcessor:
             name:str|None=None, # Cache name (default: `dataset_name`; needed for a dataset object or an iterable of rows)
             rank:int|None=None, # With `world_size`: process shard `rank` (`datasets.distributed.split_dataset_by_node`)
             world_size:int|None=None, # Number of shards; each writes its own chunks, `ChunkedCacheManager.load` reads them all
+            distributed:bool|None=None, # Without `rank`/`world_size`: None takes them from an initialized torch.distributed group (torchrun), False never
             force_rebuild:bool=False # Rebuild even if a committed cache with the same fingerprint exists
            )->int:
         "Stream `dataset_name` chunk by chunk into features (into `cache_manager` if given); return the number of features"
         self._check_settings()
+        from_group = rank is None and world_size is None and (ctx := _dist_ctx(distributed)) is not None
+        if from_group: rank,world_size = ctx   # under torchrun: each process writes its shard, as the LM builders do
         _check_int('max_examples', max_examples, 1, none_ok=True); _check_int('max_n_segs', max_n_segs, 1, none_ok=True)
         if not isinstance(split, str) or not split: raise ValueError(f"split must be a non-empty string, got {split!r}")
         src = _Source(dataset_name, split, self.on_bad_record, rank, world_size)
@@ -464,6 +478,7 @@ class StreamingSquadProcessor:
         else:
             self.stats = {k: m['counts'].get(k, 0) for k in STAT_KEYS}
             self._say(f"✓ Reusing the committed cache {target} ({m['counts']['features']:,} features); force_rebuild=True rebuilds it")
+        if from_group: _group_barrier()   # every shard is committed before any process loads the split
         return int(m['counts']['features'])
 
     def _stream(self, src:_Source, max_examples, max_n_segs, sink)->int:
