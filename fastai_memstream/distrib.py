@@ -26,3 +26,238 @@ def _wrap_dl(self, dl):
 if DistributedTrainer is not None and not hasattr(DistributedTrainer, '_memstream_orig_wrap_dl'):
     DistributedTrainer._memstream_orig_wrap_dl = DistributedTrainer._wrap_dl
     DistributedTrainer._wrap_dl = _wrap_dl
+
+# %% ../nbs/07_distrib.ipynb #d13imp01
+import os, json, time, uuid, threading
+from pathlib import Path
+from types import SimpleNamespace
+import numpy as np
+from fastprogress.fastprogress import progress_bar
+from .core import *
+from .core import _check_entry, _check_overwritable, _is_int, _reusable, _xxh3_file
+from .store import (LM_FORMAT, LM_VERSIONS, LM_SHARDED_VERSION, DiskLMDataset, RankFailedError, _FIX, _TokenWriter, _as_ids,
+                                    _check_legacy, _commit, _share, _indexable, _shard_key)
+
+# %% ../nbs/07_distrib.ipynb #d13bld02
+_DIST_TIMEOUT = float(os.environ.get('FASTAI_MEMSTREAM_DIST_TIMEOUT', 300))   # seconds without a sign of life before a rank counts as gone
+
+class _Heartbeat:
+    "Touch `fn` every `every` seconds from a daemon thread while this rank works: the other ranks see it alive (and see it stop if it dies)"
+    def __init__(self, fn, every:float):
+        self.fn,self.every,self._stop = Path(fn),every,threading.Event()
+        self._beat()
+        self.t = threading.Thread(target=self._run, daemon=True); self.t.start()
+    def _beat(self):
+        try: self.fn.touch()
+        except OSError: pass
+    def _run(self):
+        while not self._stop.wait(self.every): self._beat()
+    def stop(self):
+        if not self._stop.is_set(): self._stop.set(); self.t.join()
+        self.fn.unlink(missing_ok=True)
+
+def _read_shard(folder:Path, k:int, run:str=None)->dict|None:
+    "The record of finished shard `k` in `folder` if it is sound: of this `run`, or (run=None) with files matching its checksums; else None"
+    fn = folder/f'shard-{k:05d}.json'
+    try: r = json.loads(fn.read_text(encoding='utf-8'))
+    except (OSError, ValueError, UnicodeDecodeError): return None
+    try:
+        for n in ('tokens', 'doc_offsets'): _check_entry(fn, n, r.get(n), True, _FIX)
+        if not all(_is_int(r.get(n)) and r[n] >= (-1 if n == 'max_id' else 0) for n in ('n_docs', 'n_tokens', 'n_empty', 'max_id')): return None
+    except (CacheFormatError, AttributeError): return None
+    if r['tokens']['shape'] != [r['n_tokens']] or r['doc_offsets']['shape'] != [r['n_docs']+1] or r['doc_offsets']['dtype'] != '<i8': return None
+    if run is not None: return r if r.get('run') == run else None
+    for n in ('tokens', 'doc_offsets'):
+        f = folder/r[n]['file']
+        if f.is_symlink() or not f.is_file() or f.stat().st_size != r[n]['nbytes'] or _xxh3_file(f) != r[n].get('xxh3'): return None
+    return r
+
+class _ShardSet:
+    "The shards one rank of a distributed build writes into the shared partial folder; finished, checksummed shards of an earlier run are reused"
+    def __init__(self, folder, rank, world, run, force, vocab_size=None, chunk_tokens=1<<20, dtype=None, progress=False):
+        self.folder,self.rank,self.world,self.run,self.force = Path(folder),rank,world,run,force
+        self.vocab_size,self.chunk_tokens,self.dtype,self.progress = vocab_size,chunk_tokens,dtype,progress
+        self.reused,self.written = [],[]
+
+    def want(self, k:int)->bool:
+        "True if shard `k` must be written; False if a finished one with matching checksums is there (its record then joins this run)"
+        rec = self.folder/f'shard-{k:05d}.json'
+        r = None if self.force else _read_shard(self.folder, k)
+        if r is None: rec.unlink(missing_ok=True); return True
+        write_json_atomic(rec, {**r, 'run': self.run}); self.reused.append(k)
+        logger.info(f"rank {self.rank}: reusing finished shard {k} ({r['n_tokens']:,} tokens) in {self.folder}")
+        return False
+
+    def open(self, k:int)->_TokenWriter:
+        "A writer for shard `k`, to temporary names (a rank that dies leaves no file that looks finished)"
+        t = f'.tmp-{os.getpid()}'
+        return _TokenWriter(self.folder, self.vocab_size, fname=f'tokens-{k:05d}.bin{t}', oname=f'doc_offsets-{k:05d}.bin{t}',
+                            dtype=self.dtype, chunk_tokens=self.chunk_tokens)
+
+    def close(self, k:int, w:_TokenWriter):
+        "Close shard `k`'s writer, give its files their final names and record it, last, with this run's id"
+        a = w.close()
+        for n in ('tokens', 'doc_offsets'):
+            os.replace(self.folder/a[n]['file'], self.folder/f'{n}-{k:05d}.bin'); a[n]['file'] = f'{n}-{k:05d}.bin'
+        write_json_atomic(self.folder/f'shard-{k:05d}.json', dict(a, n_docs=w.n_docs, n_tokens=w.n_tokens, n_empty=w.n_empty,
+                                                                  max_id=w.max_id, rank=self.rank, run=self.run))
+        self.written.append(k)
+
+def _wait(done, watch, side, timeout:float, what:str):
+    "Poll `done()` until it returns a value; `RankFailedError` if a rank in `watch()` failed, or showed no sign of life for `timeout` seconds"
+    seen,delay = {},0.01
+    while True:
+        if (res := done()) is not None: return res
+        now = time.monotonic()
+        for q in watch():
+            f = side(q, 'failed')
+            if f.exists():
+                try: why = f.read_text(encoding='utf-8', errors='replace')[:1000]
+                except OSError: why = '?'
+                raise RankFailedError(f"rank {q} failed while {what}: {why}")
+            try: mt = side(q, 'alive').stat().st_mtime_ns
+            except OSError: mt = None
+            if seen.get(q, (0,))[0] != mt: seen[q] = (mt, now)
+            elif now - seen[q][1] > timeout:
+                raise RankFailedError(f"rank {q} showed no sign of life for {timeout:g}s while {what}: it died or hangs")
+        time.sleep(delay); delay = min(2*delay, 0.25)
+
+def _convert(folder:Path, e:dict, dt:np.dtype, chunk:int=1<<22)->dict:
+    "Rewrite the token file of entry `e` in the wider dtype `dt`, chunk by chunk; return its new entry"
+    src,tmp = folder/e['file'],folder/f".{e['file']}.{dt.name}"
+    w = ArrayWriter(tmp, dt)
+    with open(src, 'rb') as f:
+        while len(a := np.fromfile(f, dtype=np.dtype(e['dtype']), count=chunk)): w.write(a)
+    res = w.close(); os.replace(tmp, src); res['file'] = e['file']
+    return res
+
+def _commit_shards(tmp:Path, fp:str, recs:list, hb, vocab=None, vocab_size=None, counts=None, params=None, files=None, run=None)->dict:
+    "In the partial folder `tmp` of a distributed build: global offsets from the shards' own, then the manifest listing the shards (written last)"
+    dt = max((np.dtype(r['tokens']['dtype']) for r in recs), key=lambda d: d.itemsize)
+    arrays,shards,nd,nt = {},[],0,0
+    ow = ArrayWriter(tmp/'doc_offsets.bin', np.int64).write([0])
+    for k,r in enumerate(recs):
+        if np.dtype(r['tokens']['dtype']) != dt: r['tokens'] = _convert(tmp, r['tokens'], dt)   # a shard without a vocabulary met smaller ids
+        o = np.fromfile(tmp/r['doc_offsets']['file'], dtype=np.int64)
+        assert len(o) == r['n_docs']+1 and o[-1] == r['n_tokens'], (k, len(o), r['n_docs'])
+        ow.write(o[1:] + nt)
+        arrays[_shard_key(k)] = {n:v for n,v in r['tokens'].items()}
+        shards.append(dict(file=r['tokens']['file'], n_docs=r['n_docs'], n_tokens=r['n_tokens'], first_doc=nd, first_token=nt))
+        nd,nt = nd+r['n_docs'],nt+r['n_tokens']
+    arrays['doc_offsets'] = ow.close()
+    hb.stop()
+    keep = {e['file'] for e in arrays.values()} | {'vocab.json', MANIFEST}
+    for f in tmp.iterdir():   # the shards' records and own offsets, files of ranks that died mid-shard
+        if f.name not in keep and (f.is_file() or f.is_symlink()): f.unlink()
+    w = SimpleNamespace(n_docs=nd, n_tokens=nt, n_empty=sum(r['n_empty'] for r in recs))
+    counts = dict(max_id=max(r['max_id'] for r in recs), **(counts or {}))
+    return _commit(tmp, fp, w, vocab, vocab_size, counts=counts, params=params, arrays=arrays, files=files,
+                   version=LM_SHARDED_VERSION, shards=shards, run=run)
+
+def _sharded_build(cls, cache_dir, fp:str, write, layout, ctx, vocab=None, vocab_size=None, counts=None, params=None, files=None,
+                   force_rebuild:bool=False, timeout:float=None, chunk_tokens:int=1<<20, dtype=None, progress:bool=False):
+    "Build the store at `cache_dir` from every rank of a process group: `write(shardset)` writes this rank's shards (`want`, `open`, `close`) and returns how many shards there are in all"
+    import torch.distributed as dist
+    rank,world = ctx
+    timeout = _DIST_TIMEOUT if timeout is None else float(timeout)
+    cache_dir = real_target(Path(cache_dir))
+    if not force_rebuild: _check_legacy(cache_dir)
+    _check_overwritable(cache_dir, LM_FORMAT, force_rebuild)
+    key = lambda f: fingerprint('shards', f, layout)
+    def side(P, q, what): return P.with_name(f'{P.name}.rank{q}.{what}')   # beside the partial folder: never part of the store
+    side(partial_dir(cache_dir, key(fp)), rank, 'failed').unlink(missing_ok=True)   # before the all-gather: no rank sees a stale failure
+    ok = not force_rebuild and _reusable(cache_dir, LM_FORMAT, LM_VERSIONS, fp) is not None
+    got = [None]*world
+    dist.all_gather_object(got, (fp, uuid.uuid4().hex, ok))   # every rank has arrived; they agree on the fingerprint and the run id
+    if len(fps := {g[0] for g in got}) > 1 and not all(f.startswith('random-') for f in fps):
+        raise ValueError(f"the ranks were given different documents or settings (fingerprints {sorted(fps)}): call the builder with the same "
+                         "arguments in every process (each rank picks its own share)")
+    fp,run = got[0][:2]
+    if all(g[2] for g in got):
+        res = cls(cache_dir); res.built,res.reused_shards = False,[]; return res
+    P = partial_dir(cache_dir, key(fp))
+    if P.is_symlink() or (P.exists() and not P.is_dir()): raise CacheFormatError(f"{P} is a symbolic link or not a folder; remove it, then build again.")
+    P.mkdir(parents=True, exist_ok=True)
+    hb = _Heartbeat(side(P, rank, 'alive'), max(0.05, min(5., timeout/5)))
+    sw = _ShardSet(P, rank, world, run, force_rebuild, vocab_size, chunk_tokens, dtype, progress and rank == 0)
+    sw.vocab,sw.counts,sw.params,sw.files = vocab,counts,params,files   # `write` may set them (e.g. a vocabulary agreed by the ranks), rank 0's are committed
+    watch_side = lambda q, what: side(P, q, what)
+    try:
+        n = write(sw)
+        if rank == 0:
+            found = {}
+            def shards_done():   # rereads only the records still missing
+                for k in sw.missing:
+                    if (r := _read_shard(P, k, run)) is not None: found[k] = r
+                sw.missing = [k for k in sw.missing if k not in found]
+                return None if sw.missing else [found[k] for k in range(n)]
+            sw.missing = list(range(n))
+            recs = _wait(shards_done, lambda: sorted({k % world for k in sw.missing}), watch_side, timeout, f"rank 0 waited for the shards of {cache_dir}")
+            build = lambda tmp: _commit_shards(tmp, fp, recs, hb, sw.vocab, sw.vocab_size, sw.counts, sw.params, sw.files, run)
+            cached_build(cache_dir, LM_FORMAT, fp, build, versions=LM_VERSIONS, force_rebuild=True, resume_key=key(fp))
+            for f in P.parent.glob(f'{P.name}.rank*'): f.unlink(missing_ok=True)   # signs of life and failures of earlier, killed runs
+        else:
+            hb.stop()   # this rank's shards are recorded: from here on only rank 0 works
+            def committed():
+                try: m = json.loads((cache_dir/MANIFEST).read_text(encoding='utf-8'))
+                except (OSError, ValueError, UnicodeDecodeError): return None
+                return m if isinstance(m, dict) and m.get('run') == run else None
+            _wait(committed, lambda: [0], watch_side, timeout, f"rank {rank} waited for rank 0 to commit {cache_dir}")
+    except BaseException as e:
+        hb.stop()
+        try: side(P, rank, 'failed').write_text(f"{type(e).__name__}: {e}", encoding='utf-8')
+        except OSError: pass
+        if isinstance(e, RankFailedError):
+            raise RankFailedError(f"{e}. No store was committed at {cache_dir}; the finished shards are kept in {P}: run the same build "
+                                  "again (in every process) to reuse them. (Ranks on several machines need the store folder on a "
+                                  "filesystem they all see.)") from None
+        raise
+    res = cls(cache_dir)
+    res.built,res.reused_shards = True,sw.reused
+    return res
+
+def _write_token_shards(docs, sw:_ShardSet, shard_docs:int)->int:
+    "Write this rank's shards of `docs`: a contiguous range per rank for lists and arrays, blocks of `shard_docs` dealt round-robin for iterables"
+    rank,world = sw.rank,sw.world
+    if _indexable(docs):
+        r = _share(len(docs), rank, world)
+        if sw.want(rank):
+            w = sw.open(rank)
+            try:
+                for i in (progress_bar(r, leave=False) if sw.progress else r): w.add(_as_ids(docs[i], i), i)
+            except BaseException: w.abort(); raise
+            sw.close(rank, w)
+        return world
+    w,j,n = None,-1,0
+    try:
+        for i,d in enumerate(progress_bar(docs, total='noinfer', leave=False) if sw.progress else docs):   # every rank iterates, each keeps its blocks
+            n = i+1
+            if i % shard_docs == 0:
+                if w is not None: sw.close(j, w); w = None
+                j = i // shard_docs
+                if j % world == rank and sw.want(j): w = sw.open(j)
+            if w is not None: w.add(_as_ids(d, i), i)
+    except BaseException:
+        if w is not None: w.abort()
+        raise
+    if w is not None: sw.close(j, w)
+    if n == 0 and rank == 0 and sw.want(0): sw.close(0, sw.open(0))   # no documents: one empty shard
+    return max(1, -(-n // shard_docs))
+
+# %% ../nbs/07_distrib.ipynb #d13here1
+def _sharded_here(docs:list, cache_dir, n_shards:int, vocab=None, vocab_size:int=None, chunk_tokens:int=1<<20, source_id=None)->DiskLMDataset:
+    "The sharded store `n_shards` ranks would write from the list `docs` (shard `k`: the `k`-th contiguous range), built in this one process: for tests and benchmarks"
+    from fastai_memstream.store import _check_vocab, _source_fp, LM_VERSION
+    vocab,vocab_size = _check_vocab(vocab, vocab_size)
+    fp = fingerprint('from_token_docs', LM_VERSION, _source_fp(docs, 'docs', source_id), vocab, vocab_size)
+    key,run = fingerprint('shards', fp, ('range', n_shards)),uuid.uuid4().hex
+    P = partial_dir(cache_dir, key); P.mkdir(parents=True, exist_ok=True)
+    for k in range(n_shards):
+        sw = _ShardSet(P, k, n_shards, run, True, vocab_size, chunk_tokens)
+        sw.want(k); w = sw.open(k)
+        for i in _share(len(docs), k, n_shards): w.add(_as_ids(docs[i], i), i)
+        sw.close(k, w)
+    recs = [_read_shard(P, k, run) for k in range(n_shards)]
+    build = lambda tmp: _commit_shards(tmp, fp, recs, SimpleNamespace(stop=lambda: None), vocab, vocab_size, params=dict(builder='from_token_docs'), run=run)
+    cached_build(cache_dir, LM_FORMAT, fp, build, versions=LM_VERSIONS, force_rebuild=True, resume_key=key)
+    return DiskLMDataset(cache_dir)

@@ -1,4 +1,4 @@
-"""`DiskLMDataset`: a language-model corpus as one flat memory-mapped file of token ids, built by streaming from token lists, a fastai `Datasets`, or raw text through fastai's own tokenizer, and reopened without re-tokenizing.
+"""`DiskLMDataset`: a language-model corpus as one flat memory-mapped file of token ids (or one per shard when several processes build it), built by streaming from token lists, a fastai `Datasets`, or raw text through fastai's own tokenizer, and reopened without re-tokenizing.
 
 Docs: https://fastai-memstream.github.io/fastai_memstream/store.html.md"""
 
@@ -6,27 +6,95 @@ Docs: https://fastai-memstream.github.io/fastai_memstream/store.html.md"""
 
 # %% ../nbs/01_store.ipynb #541b96d3
 from __future__ import annotations
-import os, re, json, time, uuid, shutil, warnings, inspect, importlib, itertools, functools, operator
+import os, re, json, time, uuid, shutil, warnings, inspect, itertools, functools, operator, threading, weakref
 from pathlib import Path
 from collections import Counter, deque
+from types import SimpleNamespace
 import numpy as np
 from fastcore.basics import patch
 from fastcore.meta import delegates
 from fastprogress.fastprogress import progress_bar
 from .core import *
-from .core import _reusable, _check_overwritable
+from .core import _reusable, _check_overwritable, _is_int, _old_params, _warn_replaced, _check_entry, _xxh3_file
 
 # %% auto #0
-__all__ = ['LM_FORMAT', 'LM_VERSION', 'DiskLMDataset', 'make_tokenizer', 'wikitext_df']
+__all__ = ['LM_FORMAT', 'LM_VERSION', 'LM_SHARDED_VERSION', 'LM_VERSIONS', 'ShardedTokens', 'DiskLMDataset', 'RankFailedError']
 
 # %% ../nbs/01_store.ipynb #5f1a5575
 LM_FORMAT = 'fastai_memstream.lm_store'
+def _cks(e:dict)->str: return e.get('xxh3') or e.get('sha256', '')
 def _content_id(m:dict)->str:
-    "Short digest of a store's contents: the SHA-256 prefixes of its token and offset files (a rebuild with the same contents keeps it)"
-    return ''.join(m['arrays'][k].get('sha256', '')[:16] for k in ('tokens', 'doc_offsets'))
-LM_VERSION = 1
-_FIX = 'rebuild it with one of the `DiskLMDataset.from_*` builders (pass `force_rebuild=True` to replace the folder)'
+    "Short digest of a store's contents: the checksum prefixes of its token and offset files (a rebuild with the same contents keeps it)"
+    a = m['arrays']
+    tok = _cks(a['tokens'])[:16] if 'tokens' in a else fingerprint([_cks(a[k]) for k in sorted(a) if k != 'doc_offsets'])[:16]
+    return tok + _cks(a['doc_offsets'])[:16]
+LM_VERSION = 1          # a store in one `tokens.bin`: what a single process writes
+LM_SHARDED_VERSION = 2  # tokens in shards (`tokens-00000.bin`, ...) listed under `shards`: what a build under torch.distributed writes
+LM_VERSIONS = (LM_VERSION, LM_SHARDED_VERSION)   # both are read
+_FIX = 'rebuild it with one of the `DiskLMDataset.from_*` builders (pass `force_rebuild=True` to replace the folder), or delete the folder'
 _LEGACY = ('tokens.npy', 'meta.json', 'vocab.pkl')
+_TOKEN_DTYPES = ('<u2', '<u4', '<i8')   # what the writer produces (see `best_dtype`)
+
+def _check_lm(m:dict, path)->dict:
+    "Check what an LM store's manifest holds beyond the layout `read_manifest` checks: `CacheFormatError` naming the field"
+    def bad(field, what): return CacheFormatError(f"{Path(path)/MANIFEST}: {field} {what}; {_FIX}.")
+    a,c,p = m['arrays'],m['counts'],m['params']
+    if bad_f := [k for k in m['files'] if k != 'vocab' and not k.startswith('tokenizer/')]:
+        raise bad('files', f"holds {bad_f}: expected only 'vocab' and 'tokenizer/<name>' files")
+    for k in ('n_docs', 'total_tokens'):
+        if k not in c: raise bad(f'counts.{k}', 'is missing')
+    if m['format_version'] == LM_SHARDED_VERSION: t = _check_shards(m, bad)
+    else:
+        if 'shards' in m: raise bad('shards', f"is present in a format_version {m['format_version']} store (shards need version {LM_SHARDED_VERSION})")
+        if set(a) != {'tokens', 'doc_offsets'}: raise bad('arrays', f"holds {sorted(a)}, expected ['doc_offsets', 'tokens']")
+        t = a['tokens']
+        if t['dtype'] not in _TOKEN_DTYPES: raise bad('arrays.tokens.dtype', f"is {t['dtype']!r}, not one of {list(_TOKEN_DTYPES)}")
+        if t['shape'] != [c['total_tokens']]: raise bad('arrays.tokens.shape', f"is {t['shape']}, but counts.total_tokens is {c['total_tokens']}")
+    o = a['doc_offsets']
+    if t['dtype'] not in _TOKEN_DTYPES: raise bad('arrays.tokens.00000.dtype', f"is {t['dtype']!r}, not one of {list(_TOKEN_DTYPES)}")
+    if o['dtype'] != '<i8': raise bad('arrays.doc_offsets.dtype', f"is {o['dtype']!r}, not '<i8'")
+    if o['shape'] != [c['n_docs']+1]: raise bad('arrays.doc_offsets.shape', f"is {o['shape']}, but counts.n_docs is {c['n_docs']}")
+    vs = p.get('vocab_size')
+    if vs is not None and (not _is_int(vs) or vs < 1): raise bad('params.vocab_size', f"is {vs!r}, not a positive integer")
+    if 'tokenizer' in p and 'vocab' not in m['files']: raise bad('files.vocab', 'is missing, but a store built from text has a vocabulary')
+    if 'vocab' in m['files'] and vs is None: raise bad('params.vocab_size', "is missing but the store has a vocabulary")
+    if p.get('dtype', np.dtype(t['dtype']).name) != np.dtype(t['dtype']).name: raise bad('params.dtype', f"is {p['dtype']!r}, but tokens are {t['dtype']}")
+    return m
+
+_MAX_SHARDS = 1<<20
+
+def _shard_key(k:int)->str: return f'tokens.{k:05d}'
+
+def _check_shards(m:dict, bad)->dict:
+    "Check the `shards` of a sharded store against its `arrays` and `counts`; return the first shard's array entry (for the dtype checks)"
+    s,a,c = m.get('shards'),m['arrays'],m['counts']
+    if not isinstance(s, list) or not 1 <= len(s) <= _MAX_SHARDS: raise bad('shards', f"is {type(s).__name__} {str(s)[:60]}, not a list of 1 to {_MAX_SHARDS:,} shards")
+    want = {'doc_offsets', *(_shard_key(k) for k in range(len(s)))}
+    if set(a) != want: raise bad('arrays', f"holds {sorted(a)[:6]}..., expected 'doc_offsets' and one 'tokens.NNNNN' per shard ({len(s)})")
+    nd = nt = 0
+    for k,e in enumerate(s):
+        f = f'shards[{k}]'
+        if not isinstance(e, dict): raise bad(f, f"is a {type(e).__name__}, not an object")
+        for n in ('n_docs', 'n_tokens', 'first_doc', 'first_token'):
+            if not _is_int(e.get(n)) or e[n] < 0: raise bad(f'{f}.{n}', f"is {e.get(n)!r}, not a non-negative integer")
+        if (e['first_doc'], e['first_token']) != (nd, nt):
+            raise bad(f, f"starts at document {e['first_doc']}, token {e['first_token']}, but the shards before it end at document {nd}, token {nt}")
+        t = a[_shard_key(k)]
+        if e.get('file') != t['file']: raise bad(f'{f}.file', f"is {e.get('file')!r}, but arrays.{_shard_key(k)}.file is {t['file']!r}")
+        if t['shape'] != [e['n_tokens']]: raise bad(f'arrays.{_shard_key(k)}.shape', f"is {t['shape']}, but {f}.n_tokens is {e['n_tokens']}")
+        if t['dtype'] != a[_shard_key(0)]['dtype']: raise bad(f'arrays.{_shard_key(k)}.dtype', f"is {t['dtype']!r}, but shard 0's is {a[_shard_key(0)]['dtype']!r}")
+        nd,nt = nd+e['n_docs'],nt+e['n_tokens']
+    if (nd, nt) != (c['n_docs'], c['total_tokens']):
+        raise bad('shards', f"hold {nd:,} documents and {nt:,} tokens, but counts say {c['n_docs']:,} and {c['total_tokens']:,}")
+    return a[_shard_key(0)]
+
+def _check_offsets(o:np.ndarray, total:int, path, shards=()):
+    "`CacheCorruptError` unless `o` starts at 0, never decreases, ends at `total`, and each shard starts on a document boundary"
+    if len(o) and (o[0] != 0 or o[-1] != total or (len(o) > 1 and bool(np.any(o[1:] < o[:-1])))):
+        raise CacheCorruptError(f"{path}: doc_offsets.bin is not {len(o):,} non-decreasing offsets from 0 to {total:,}; {_FIX}.")
+    for k,s in enumerate(shards):
+        if s['first_doc'] >= len(o) or o[s['first_doc']] != s['first_token']:
+            raise CacheCorruptError(f"{path}: shard {k} starts at token {s['first_token']:,}, but document {s['first_doc']:,} starts elsewhere in doc_offsets.bin; {_FIX}.")
 
 def _check_legacy(path:Path):
     "Raise `CacheFormatError` for a folder in the layout of the memory-efficient DataLoader notebook"
@@ -41,12 +109,111 @@ def _check_legacy(path:Path):
         "(or `from_df`/`from_texts`/`from_token_docs`); `force_rebuild=True` replaces the old files.")
 
 # %% ../nbs/01_store.ipynb #1697ba16
+def _libc():
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype,libc.mmap.argtypes = ctypes.c_void_p,[ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int64]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    return libc
+
+def _map_contiguous(files:list, nbytes:list, dtype:np.dtype):
+    "Map `files` one after the other into one reserved range of addresses, each from a page boundary: `(read-only array over them all, element offset of each)`"
+    import ctypes, mmap
+    if os.name != 'posix' or not hasattr(mmap, 'MAP_ANONYMOUS'): raise OSError("contiguous mapping needs POSIX mmap")
+    libc,P,fail = _libc(),mmap.PAGESIZE,ctypes.c_void_p(-1).value
+    sizes = [-(-n//P)*P for n in nbytes]
+    base = libc.mmap(None, sum(sizes), 0, mmap.MAP_PRIVATE|mmap.MAP_ANONYMOUS, -1, 0)   # PROT_NONE: reserves addresses, no memory
+    if base in (None, fail): raise OSError(ctypes.get_errno(), 'mmap could not reserve addresses')
+    try:
+        off = 0
+        for fn,n,sz in zip(files, nbytes, sizes):
+            fd = os.open(fn, os.O_RDONLY)
+            try: r = libc.mmap(base+off, n, mmap.PROT_READ, mmap.MAP_SHARED|0x10, fd, 0)   # 0x10: MAP_FIXED (Linux and macOS)
+            finally: os.close(fd)
+            if r != base+off: raise OSError(ctypes.get_errno(), f'mmap could not place {fn}')
+            off += sz
+    except BaseException: libc.munmap(base, sum(sizes)); raise
+    buf = (ctypes.c_char * (off - sizes[-1] + nbytes[-1])).from_address(base)
+    weakref.finalize(buf, libc.munmap, base, sum(sizes))   # unmapped when the last array over it is gone
+    a = np.frombuffer(buf, dtype=dtype); a.flags.writeable = False
+    return a,np.cumsum([0] + sizes[:-1])//dtype.itemsize
+
+class ShardedTokens:
+    "Token ids in several memory-mapped shards, read as one 1-D array: `len`, `dtype`, and indexing by int, slice or integer array of any shape"
+    ndim = 1
+    def __init__(self, parts:list, # 1-D arrays (memory maps), in order
+                 files:list=None): # Their files: mapped side by side so that an index array is read with one fancy index
+        keep = [i for i,p in enumerate(parts) if len(p)]   # empty shards hold nothing to read
+        self.parts = [parts[i] for i in keep]
+        self.starts = np.cumsum([0] + [len(p) for p in self.parts]).astype(np.int64)
+        self.dtype = np.dtype(parts[0].dtype) if parts else np.dtype(np.uint16)
+        self._v = None
+        if files is not None and len(self.parts) > 1:
+            try: self._v,vs = _map_contiguous([files[i] for i in keep], [len(p)*self.dtype.itemsize for p in self.parts], self.dtype)
+            except (OSError, AttributeError, ValueError): self._v = None   # elsewhere: one fancy index per shard
+            else:
+                self._gaps = vs - self.starts[:-1]   # how much later each shard starts in the joint mapping
+                self._bounds,self._steps = self.starts[1:-1].tolist(),np.diff(self._gaps).tolist()   # where a shard starts, and the gap added there
+    def __len__(self): return int(self.starts[-1])
+    @property
+    def shape(self)->tuple: return (len(self),)
+    @property
+    def size(self)->int: return len(self)
+    def _part(self, i): return np.searchsorted(self.starts, i, 'right') - 1   # which shard holds position i (0 <= i < len)
+    @property
+    def joint(self)->np.ndarray|None:
+        "The shards side by side in one read-only array, each from a page boundary (None where that mapping is unavailable): see `shift`"
+        return self._v
+    def shift(self, pos)->np.ndarray:
+        "How much further positions `pos` of the tokens lie in `joint`: `joint[pos + shift(pos)] == data[pos]` (add it to a document's start, once)"
+        return self._gaps[np.minimum(self._part(np.asarray(pos)), len(self.parts)-1)]
+
+    def __getitem__(self, k):
+        n = len(self)
+        if isinstance(k, slice):
+            a,b,st = k.indices(n)
+            if st != 1: return self[np.arange(a, b, st, dtype=np.int64)]
+            if b <= a: return np.zeros(0, self.dtype)
+            i,j = int(self._part(a)),int(self._part(b-1))
+            if i == j: return self.parts[i][a-self.starts[i]:b-self.starts[i]]   # a view when the slice is inside one shard
+            return np.concatenate([self.parts[p][max(a-self.starts[p], 0):min(b, self.starts[p+1])-self.starts[p]] for p in range(i, j+1)])
+        if isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)):
+            if not -n <= k < n: raise IndexError(f"index {k} out of range for {n:,} tokens")
+            k = int(k) % n; p = int(self._part(k))
+            return self.parts[p][k - self.starts[p]]
+        idx = np.asarray(k)
+        if idx.dtype == bool: idx = np.flatnonzero(idx)
+        if idx.dtype.kind not in 'iu': raise IndexError(f"only integers, slices and integer arrays index tokens, got {idx.dtype}")
+        if not idx.size: return np.zeros(idx.shape, self.dtype)
+        if idx.min() < 0:
+            if idx.min() < -n: raise IndexError(f"index {idx.min()} out of range for {n:,} tokens")
+            idx = np.where(idx < 0, idx + n, idx)
+        if self._v is not None:   # shard k sits `gap` elements further in the joint mapping: shift, then one fancy index
+            v = idx.astype(np.int64)
+            for b,g in zip(self._bounds, self._steps): np.add(v, g, out=v, where=idx >= b)
+            try: return self._v[v]   # the mapping ends where the last shard does: numpy checks the upper bound
+            except IndexError: raise IndexError(f"index {idx.max()} out of range for {n:,} tokens") from None
+        if idx.max() >= n: raise IndexError(f"index {idx.max()} out of range for {n:,} tokens")
+        flat = idx.reshape(-1)
+        ps,out = self._part(flat),np.empty(flat.shape, self.dtype)
+        for p in range(len(self.parts)):
+            m = ps == p
+            if m.any(): out[m] = self.parts[p][flat[m] - self.starts[p]]
+        return out.reshape(idx.shape)
+
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError(f"a sharded store's tokens ({len(self):,} in {len(self.parts)} shards) are not one array: `np.asarray` would read them "
+                        "all into memory. Index them instead (`data[a:b]`, `data[idx]` with an integer array), or use `DiskLMDataset.doc(i)`.")
+    def __reduce__(self): raise TypeError("ShardedTokens maps files of this process: pickle the DiskLMDataset (its path) instead")
+    def __repr__(self): return f"ShardedTokens({len(self):,} tokens of {self.dtype.name} in {len(self.parts)} shards)"
+
 class DiskLMDataset:
     "A committed LM token store: tokens memory-mapped from `tokens.bin`, documents by offset, vocabulary from JSON"
-    def __init__(self, cache_dir): # Folder of a store written by one of the `from_*` builders
-        self.path,self._expect = Path(cache_dir),None
+    def __init__(self, cache_dir, # Folder of a store written by one of the `from_*` builders
+                 verify:bool=True): # Check every file's checksum (once per file per process) and the offsets before serving data; False checks sizes only
+        self.path,self._expect,self._verify = Path(cache_dir),None,verify
         self._reset()
-        self.meta # read and check the manifest now: a wrong folder fails here, not in a DataLoader worker
+        self.meta # read and check the manifest now: a wrong or damaged folder fails here, not in a DataLoader worker
 
     def _reset(self): self._meta,self._data,self._offsets,self._lengths,self._vocab = None,None,None,None,False
 
@@ -55,19 +222,27 @@ class DiskLMDataset:
         "The store's manifest: format, fingerprint, arrays, counts, params"
         if self._meta is None:
             _check_legacy(self.path)
-            m = read_manifest(self.path, LM_FORMAT, (LM_VERSION,), fix=_FIX)
-            verify_files(self.path, m, fix=_FIX)
+            m = _check_lm(read_manifest(self.path, LM_FORMAT, LM_VERSIONS, fix=_FIX), self.path)
+            verify_files(self.path, m, checksums=self._verify, fix=_FIX)
             if self._expect is not None and _content_id(m) != self._expect:
                 raise CacheCorruptError(f"{self.path} was rebuilt with other contents after this DiskLMDataset was opened (in another process): "
                                         "a copy sent to a DataLoader worker would read other tokens than its parent. Don't rebuild a store "
                                         "while loaders use it; reopen it (`DiskLMDataset(path)`) and make the loaders again.")
+            if self._verify: _check_offsets(open_array(self.path, m, 'doc_offsets'), m['counts']['total_tokens'], self.path, m.get('shards', ()))
             self._meta = m
         return self._meta
 
     @property
-    def data(self)->np.ndarray:
-        "All token ids, documents one after the other, as a read-only 1-D `np.memmap`"
-        if self._data is None: self._data = open_array(self.path, self.meta, 'tokens')
+    def data(self)->np.ndarray|ShardedTokens:
+        "All token ids, documents one after the other: a read-only 1-D `np.memmap`, or a `ShardedTokens` over the shards' maps"
+        if self._data is None:
+            m = self.meta
+            if 'shards' not in m: self._data = open_array(self.path, m, 'tokens')
+            else:
+                parts = [open_array(self.path, m, _shard_key(k)) for k in range(len(m['shards']))]
+                full = [p for p in parts if len(p)]
+                files = [self.path/m['arrays'][_shard_key(k)]['file'] for k in range(len(parts))]
+                self._data = full[0] if len(full) == 1 else ShardedTokens(parts, files)   # one non-empty shard reads as a plain memory map
         return self._data
 
     @property
@@ -87,7 +262,14 @@ class DiskLMDataset:
         "The vocabulary (list of str, id -> token) or None if the store was built from ids without one"
         if self._vocab is False:
             e = self.meta['files'].get('vocab')
-            self._vocab = None if e is None else json.loads((self.path/e['file']).read_text(encoding='utf-8'))
+            if e is None: self._vocab = None
+            else:
+                fn = self.path/e['file']
+                try: v = json.loads(fn.read_text(encoding='utf-8'))
+                except (ValueError, UnicodeDecodeError, RecursionError) as ex: raise CacheCorruptError(f"{fn} is not valid JSON ({ex}); {_FIX}.") from ex
+                if not isinstance(v, list) or len(v) != self.vocab_size or not all(isinstance(t, str) for t in v):
+                    raise CacheCorruptError(f"{fn} is not a list of {self.vocab_size:,} str (params.vocab_size); {_FIX}.")
+                self._vocab = v
         return self._vocab
 
     @property
@@ -95,7 +277,9 @@ class DiskLMDataset:
     @property
     def total_tokens(self)->int: return int(self.meta['counts']['total_tokens'])
     @property
-    def dtype(self)->np.dtype: return np.dtype(self.meta['arrays']['tokens']['dtype'])
+    def dtype(self)->np.dtype: return np.dtype(self.meta['arrays'][_shard_key(0) if 'shards' in self.meta else 'tokens']['dtype'])
+    @property
+    def n_shards(self)->int: return len(self.meta.get('shards', [None]))
     @property
     def vocab_size(self)->int|None: return self.meta['params'].get('vocab_size')
 
@@ -110,27 +294,36 @@ class DiskLMDataset:
         o = self.doc_offsets
         return self.data[int(o[i]):int(o[i+1])]
 
-    def verify(self, checksums:bool=True)->DiskLMDataset:
-        "Check file sizes, checksums (reads every byte), offsets and id range; raise `CacheCorruptError` on any mismatch"
-        verify_files(self.path, self.meta, checksums=checksums, fix=_FIX)
+    def verify(self, checksums:bool=True, # Reread every byte and compare checksums
+               tokenizer:bool=True, # Check that the recorded tokenizer names only allowed (fastai's or registered) classes and rules
+              )->DiskLMDataset:
+        "Check everything: file sizes and checksums, offsets, id range, vocabulary, recorded tokenizer; `CacheCorruptError`/`CacheFormatError` on any mismatch"
+        verify_files(self.path, self.meta, checksums=checksums, fix=_FIX, memo=False)
         o,n = np.asarray(self.doc_offsets),self.n_docs
         if len(o) != n+1 or o[0] != 0 or o[-1] != self.total_tokens or np.any(np.diff(o) <= 0):
             raise CacheCorruptError(f"{self.path}: doc_offsets.bin is not {n+1} increasing offsets from 0 to {self.total_tokens:,}; {_FIX}")
+        _check_offsets(o, self.total_tokens, self.path, self.meta.get('shards', ()))
         vs,step = self.vocab_size,1<<22
         if vs and self.total_tokens:
             hi = max(int(self.data[i:i+step].max()) for i in range(0, self.total_tokens, step))
             if hi >= vs: raise CacheCorruptError(f"{self.path}: tokens.bin holds id {hi}, past the vocabulary of {vs:,}; {_FIX}")
+        self.vocab
+        if tokenizer and 'tokenizer' in self.meta['params']:
+            from fastai_memstream.text import _tokenizer_parts
+            _tokenizer_parts(self.meta['params']['tokenizer'])   # names only: nothing is built or run
         return self
 
     def __getstate__(self):
         "The path, and a short digest of the contents so that a copy refuses a store rebuilt since (no tokens, no offsets)"
         return {'path': str(self.path), 'content': _content_id(self.meta)}
-    def __setstate__(self, d): self.path,self._expect = Path(d['path']),d.get('content'); self._reset()
-    def __fingerprint__(self): return (str(self.path.resolve()), self.meta['fingerprint'], self.meta['created'])
+    def __setstate__(self, d):   # the parent verified the files; the copy checks sizes and that the contents are the same
+        self.path,self._expect,self._verify = Path(d['path']),d.get('content'),False; self._reset()
+    def __fingerprint__(self): return (str(self.path.resolve()), self.meta['fingerprint'], self.meta.get('created'))
 
     def __repr__(self):
         v = 'no vocab' if self.meta['files'].get('vocab') is None else f"vocab of {self.vocab_size:,}"
-        return f"{type(self).__name__}({str(self.path)!r}): {self.n_docs:,} documents, {self.total_tokens:,} tokens ({self.dtype.name}), {v}"
+        sh = f" in {self.n_shards} shards" if 'shards' in self.meta else ''
+        return f"{type(self).__name__}({str(self.path)!r}): {self.n_docs:,} documents, {self.total_tokens:,} tokens ({self.dtype.name}){sh}, {v}"
 
 # %% ../nbs/01_store.ipynb #095cb7c5
 def _as_ids(doc, idx:int)->np.ndarray:
@@ -152,11 +345,11 @@ def _as_ids(doc, idx:int)->np.ndarray:
 
 class _TokenWriter:
     "Append documents of token ids to `tokens.bin` and `doc_offsets.bin`, flushing every `chunk_tokens` tokens"
-    def __init__(self, folder, vocab_size:int=None, fname:str='tokens.bin', dtype=None, chunk_tokens:int=1<<20):
+    def __init__(self, folder, vocab_size:int=None, fname:str='tokens.bin', dtype=None, chunk_tokens:int=1<<20, oname:str='doc_offsets.bin'):
         self.folder,self.vocab_size,self.fname,self.chunk_tokens = Path(folder),vocab_size,fname,chunk_tokens
         self.dtype = np.dtype(dtype) if dtype is not None else best_dtype(vocab_size) if vocab_size else np.dtype(np.uint16)
         self.tw = ArrayWriter(self.folder/fname, self.dtype)
-        self.ow = ArrayWriter(self.folder/'doc_offsets.bin', np.int64).write([0])
+        self.ow = ArrayWriter(self.folder/oname, np.int64).write([0])
         self.buf,self.offs,self.nbuf = [],[],0
         self.n_docs,self.n_tokens,self.n_empty,self.max_id = 0,0,0,-1
         self.skipped = []   # indices of the empty documents (to map rows to documents when a corpus is split)
@@ -248,27 +441,50 @@ def _write_vocab(folder:Path, vocab:list)->dict:
     with open(folder/'vocab.json', 'w', encoding='utf-8') as f: json.dump(vocab, f, ensure_ascii=False)
     return file_entry(folder/'vocab.json')
 
-def _commit(tmp:Path, fp:str, w:_TokenWriter, vocab=None, vocab_size=None, counts=None, params=None, arrays=None)->dict:
-    "Close `w` (unless its `arrays` entries are given), write the vocabulary and, last, the manifest of the store in `tmp`"
+def _commit(tmp:Path, fp:str, w:_TokenWriter, vocab=None, vocab_size=None, counts=None, params=None, arrays=None, files=None,
+            version:int=LM_VERSION, **extra)->dict:
+    "Close `w` (unless its `arrays` entries are given), write the vocabulary and, last, the manifest of the store in `tmp` (`files`: more file entries, e.g. 'tokenizer/<name>')"
     if arrays is None: arrays = w.close()
-    files = {'vocab': _write_vocab(tmp, vocab)} if vocab is not None else {}
+    files = {**({'vocab': _write_vocab(tmp, vocab)} if vocab is not None else {}), **(files or {})}
     counts = dict(n_docs=w.n_docs, total_tokens=w.n_tokens, empty_docs_skipped=w.n_empty, **(counts or {}))
-    params = {**(params or {}), 'vocab_size': vocab_size, 'dtype': np.dtype(arrays['tokens']['dtype']).name}
+    params = {**(params or {}), 'vocab_size': vocab_size, 'dtype': np.dtype((arrays.get('tokens') or arrays[_shard_key(0)])['dtype']).name}
     if w.n_empty:
         warnings.warn(f"skipped {w.n_empty:,} empty document(s) of {w.n_empty+w.n_docs:,}; the count is in the manifest "
                       "(`meta['counts']['empty_docs_skipped']`)", stacklevel=4)
     if w.n_tokens == 0: logger.warning(f"the store in {tmp} holds no tokens")
-    return write_manifest(tmp, LM_FORMAT, LM_VERSION, fp, arrays=arrays, files=files, counts=counts, params=params)
+    return write_manifest(tmp, LM_FORMAT, version, fp, arrays=arrays, files=files, counts=counts, params=params, **extra)
 
 def _build_store(cls, cache_dir, fp:str, build, force_rebuild:bool):
     "Reuse or build (through core's `cached_build`) the store at `cache_dir`; return it opened, with `.built` set"
     cache_dir = Path(cache_dir)
     if not force_rebuild: _check_legacy(cache_dir)
-    m,built = cached_build(cache_dir, LM_FORMAT, fp, build, versions=(LM_VERSION,), force_rebuild=force_rebuild)
+    m,built = cached_build(cache_dir, LM_FORMAT, fp, build, versions=LM_VERSIONS, force_rebuild=force_rebuild)
     if not built: logger.info(f"reusing the LM store in {cache_dir}")
     res = cls(cache_dir)
     res.built = built
     return res
+
+# %% ../nbs/01_store.ipynb #a13d1st0
+class RankFailedError(MemstreamError):
+    "A process of a distributed build failed, died or stopped answering: no store was committed"
+
+def _dist_ctx(distributed=None)->tuple|None:
+    "`(rank, world_size)` of the initialized torch.distributed process group (of more than one process) to build in, else None"
+    if distributed is False: return None
+    import torch.distributed as dist
+    on = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    if distributed and not on:
+        raise ValueError("distributed=True needs an initialized torch.distributed process group of more than one process "
+                         "(run under torchrun and call `torch.distributed.init_process_group` first), or pass distributed=None")
+    return (dist.get_rank(), dist.get_world_size()) if on else None
+
+def _share(n:int, rank:int, world:int)->range:
+    "The documents of `rank`: a contiguous range, in order, sizes differing by at most one (every rank derives the same split)"
+    return range(n*rank//world, n*(rank+1)//world)
+
+def _indexable(docs)->bool:
+    "Documents with a length and integer indexing whose iteration does not consume them (list, tuple, array, tensor)"
+    return isinstance(docs, (list, tuple, np.ndarray)) or (hasattr(docs, 'detach') and hasattr(docs, 'shape'))
 
 # %% ../nbs/01_store.ipynb #14b63579
 @patch(cls_method=True)
@@ -280,11 +496,21 @@ def from_token_docs(cls:DiskLMDataset, docs, # Iterable of 1-D integer sequences
                     source_id:str=None, # Names the corpus in the fingerprint instead of hashing `docs` (use with generators)
                     progress:bool=True, # Show a progress bar
                     chunk_tokens:int=1<<20, # Tokens buffered before each write
+                    distributed:bool=None, # None: in an initialized torch.distributed group every rank writes its shard; False: build here alone
+                    timeout:float=None, # Seconds a rank may show no sign of life before the others fail (default 300, `FASTAI_MEMSTREAM_DIST_TIMEOUT`)
+                    shard_docs:int=1<<16, # Documents per shard when `docs` is an iterator under torch.distributed (dealt round-robin to the ranks)
                    )->DiskLMDataset:
-    "Build (or reuse) a store from documents of token ids, streaming: memory is bounded by `chunk_tokens`"
+    "Build (or reuse) a store from documents of token ids, streaming: memory is bounded by `chunk_tokens`; under torchrun, each rank writes a shard"
     vocab,vocab_size = _check_vocab(vocab, vocab_size)
     if isinstance(docs, (str, bytes)): raise TypeError("docs must be an iterable of documents of token ids, got a string")
     fp = fingerprint('from_token_docs', LM_VERSION, _source_fp(docs, 'docs', source_id), vocab, vocab_size)
+    if (ctx := _dist_ctx(distributed)) is not None:
+        from .distrib import _sharded_build, _write_token_shards
+        if not _is_int(shard_docs) or shard_docs < 1: raise ValueError(f"shard_docs must be a positive integer, got {shard_docs!r}")
+        layout = ('range', ctx[1]) if _indexable(docs) else ('blocks', ctx[1], shard_docs)
+        return _sharded_build(cls, cache_dir, fp, lambda sw: _write_token_shards(docs, sw, shard_docs), layout, ctx, vocab, vocab_size,
+                              params=dict(builder='from_token_docs'), force_rebuild=force_rebuild, timeout=timeout,
+                              chunk_tokens=chunk_tokens, progress=progress)
     def build(tmp):
         w = _TokenWriter(tmp, vocab_size, chunk_tokens=chunk_tokens)
         total = len(docs) if hasattr(docs, '__len__') else 'noinfer'
@@ -304,23 +530,35 @@ def _doc_groups(lens:np.ndarray, max_tokens:int):
         yield s,e
         s = e
 
+def _copy_tokenizer_files(src:DiskLMDataset, tmp:Path)->dict:
+    "Copy the tokenizer files of `src` (`meta['files']` keys 'tokenizer/<name>', and those `params['tokenizer']['files']` lists) into `tmp`; return the `files` entries to keep"
+    m = src.meta
+    keep = {k:e for k,e in m['files'].items() if k.startswith('tokenizer/')}
+    pf = (m['params'].get('tokenizer') or {}).get('files') if isinstance(m['params'].get('tokenizer'), dict) else None
+    for e in [*keep.values(), *(pf.values() if isinstance(pf, dict) else ())]:
+        f = e.get('file') if isinstance(e, dict) else None
+        if not safe_name(f) or (tmp/f).exists(): continue
+        s = src.path/f
+        if s.is_symlink() or not s.is_file(): raise CacheCorruptError(f"{s} is listed by the manifest of {src.path} but is missing or not a regular file; {_FIX}.")
+        (tmp/f).parent.mkdir(parents=True, exist_ok=True); shutil.copyfile(s, tmp/f)
+    return keep
+
 def _copy_docs(src:DiskLMDataset, idxs:np.ndarray, cache_dir, fp:str, params:dict, force_rebuild:bool=False, progress:bool=False,
                chunk_tokens:int=1<<20):
     "Store documents `idxs` of `src`, in that order, in a new store at `cache_dir` with `src`'s vocabulary (one gather from the memory map per chunk)"
     m = src.meta
     def build(tmp):
         w = _TokenWriter(tmp, src.vocab_size, dtype=src.dtype, chunk_tokens=chunk_tokens)
-        o,data = np.asarray(src.doc_offsets),np.asarray(src.data)
+        o,data = np.asarray(src.doc_offsets),src.data
+        if not isinstance(data, ShardedTokens): data = np.asarray(data)
         st = o[idxs]; lens = o[idxs+1] - st
         groups = list(_doc_groups(lens, chunk_tokens))
         for a,b in (progress_bar(groups, leave=False) if progress else groups):
             s,n = st[a:b],lens[a:b]
-            if b-a == 1: toks = data[s[0]:s[0]+n[0]]
-            else:
-                ends = np.cumsum(n)
-                toks = data[np.arange(ends[-1]) + np.repeat(s - (ends - n), n)]
+            toks = data[s[0]:s[0]+n[0]] if b-a == 1 else data[ragged_ranges(s, n)]
             w.add_many(toks, n, a)
-        _commit(tmp, fp, w, src.vocab, src.vocab_size, counts={k:v for k,v in m['counts'].items() if k == 'max_id'}, params={**m['params'], **params})
+        _commit(tmp, fp, w, src.vocab, src.vocab_size, counts={k:v for k,v in m['counts'].items() if k == 'max_id'}, params={**m['params'], **params},
+                files=_copy_tokenizer_files(src, tmp))
     return _build_store(type(src), cache_dir, fp, build, force_rebuild)
 
 @patch
@@ -344,458 +582,12 @@ def subset(self:DiskLMDataset, doc_idxs, # Indices of the documents to keep, in 
     return _copy_docs(self, idxs, cache_dir, fp, {'builder': 'subset', 'parent': dict(path=str(self.path), fingerprint=m['fingerprint'])},
                       force_rebuild, progress)
 
-# %% ../nbs/01_store.ipynb #b283aa14
-def _find_tfm(dsets, cls):
-    "The first transform of type `cls` in the pipelines of a fastai `Datasets` or `TfmdLists`"
-    for tl in getattr(dsets, 'tls', [dsets]):
-        for t in getattr(getattr(tl, 'tfms', None), 'fs', []):
-            if isinstance(t, cls): return t
+# %% ../nbs/01_store.ipynb #810f8a5e
+# The tokenizer record and the text builders (`from_datasets`, `from_texts`, `from_df`, `from_folder`, `from_hf`) live in
+# `fastai_memstream.text`. Importing it here patches the builders onto `DiskLMDataset` whichever module is imported first
+# (it also works when `text` is the one being imported), and keeps the old import paths (`fastai_memstream.store.make_tokenizer`).
+from . import text as _text
 
-def _items_fp(items):
-    "Fingerprint parts for the items of a `Datasets`: a DataFrame's list cells (tokenized texts) are encoded as JSON"
-    import pandas as pd
-    if isinstance(items, pd.DataFrame):
-        items = items.copy()
-        for c in items.columns:
-            if items[c].dtype == object:
-                items[c] = items[c].map(lambda x: x if isinstance(x, str) or not hasattr(x, '__iter__') else json.dumps([str(t) for t in x], ensure_ascii=False))
-    return items
-
-def _tfm_fp(t):
-    "A fingerprintable description of a transform or function of a fastai pipeline"
-    from fastai.text.core import Tokenizer
-    from fastai.text.data import Numericalize
-    if isinstance(t, (operator.attrgetter, operator.itemgetter, operator.methodcaller)): return ('op', repr(t))
-    if isinstance(t, Tokenizer): return ('Tokenizer', _tok_fp(t.tok), list(t.rules), t.mode, getattr(t, 'text_cols', None), t.sep)
-    if isinstance(t, Numericalize): return ('Numericalize', t.vocab, t.min_freq, t.max_vocab, t.special_toks)
-    if inspect.isfunction(t) and t.__name__ != getattr(t, '__qualname__', '').split('.')[-1] and t.__closure__:
-        return ('wrapped', [_tfm_fp(c.cell_contents) for c in t.__closure__])  # fasttransform's wrapper of a plain callable
-    if hasattr(t, 'encodes') and hasattr(t.encodes, 'methods'):
-        state = {k:v for k,v in vars(t).items() if k not in ('encodes', 'decodes', '__signature__', '_name')}
-        return ('Transform', type(t), state, [_tfm_fp(m.implementation) for m in t.encodes.methods])
-    return t
-
-def _dsets_fp(dsets, split_idx)->str:
-    "Fingerprint of the items of split `split_idx` of `dsets` and of every transform applied to them"
-    sub = dsets if split_idx is None else dsets.subset(split_idx)
-    tfms = [[_tfm_fp(t) for t in getattr(getattr(tl, 'tfms', None), 'fs', [])] for tl in getattr(dsets, 'tls', [dsets])]
-    return fingerprint('dsets', type(dsets), _items_fp(sub.items), len(sub), tfms)
-
-# %% ../nbs/01_store.ipynb #88c62948
-@patch(cls_method=True)
-def from_datasets(cls:DiskLMDataset, dsets, # fastai `Datasets` (or `TfmdLists`) whose items are numericalized texts
-                  cache_dir, # Folder of the store
-                  split_idx:int=0, # Split to store (0 train, 1 valid), None for all items
-                  force_rebuild:bool=False, # Build even if a committed store with the same fingerprint exists
-                  vocab=None, # Vocabulary to store; defaults to the pipeline's `Numericalize` vocab
-                  source_id:str=None, # Names the data in the fingerprint instead of hashing the items and transforms
-                  progress:bool=True, # Show a progress bar
-                  chunk_tokens:int=1<<20, # Tokens buffered before each write
-                 )->DiskLMDataset:
-    "Build (or reuse) a store from split `split_idx` of a fastai `Datasets` of numericalized texts, one item at a time"
-    from fastai.text.core import Tokenizer
-    from fastai.text.data import Numericalize
-    num,tokz = _find_tfm(dsets, Numericalize),_find_tfm(dsets, Tokenizer)
-    if vocab is None and num is not None: vocab = num.vocab
-    vocab,vocab_size = _check_vocab(vocab)
-    if split_idx is not None and not hasattr(dsets, 'subset'):
-        raise TypeError(f"dsets must be a fastai Datasets or TfmdLists with splits, got {type(dsets).__name__}")
-    fp = fingerprint('from_datasets', LM_VERSION, fingerprint('source_id', source_id) if source_id is not None else _dsets_fp(dsets, split_idx), vocab)
-    def build(tmp):
-        sub = dsets if split_idx is None else dsets.subset(split_idx)
-        w = _TokenWriter(tmp, vocab_size, chunk_tokens=chunk_tokens)
-        idxs = range(len(sub))
-        try:
-            for i in (progress_bar(idxs, leave=False) if progress else idxs):
-                x = sub[i]
-                w.add(_as_ids(x[0] if isinstance(x, tuple) else x, i), i)
-        except BaseException: w.abort(); raise
-        params = dict(builder='from_datasets', split_idx=split_idx)
-        if tokz is not None: params['tokenizer'] = _tokenizer_spec(tokz.tok, tokz.rules, sep=tokz.sep)
-        if num is not None: params.update(min_freq=num.min_freq, max_vocab=num.max_vocab, special_toks=num.special_toks)
-        _commit(tmp, fp, w, vocab, vocab_size, counts=dict(max_id=w.max_id), params=params)
-    return _build_store(cls, cache_dir, fp, build, force_rebuild)
-
-# %% ../nbs/01_store.ipynb #6659ab96
-def _qualname(o)->str: return f"{o.__module__}.{o.__qualname__}"
-
-def _resolve(name:str):
-    "The object a qualified name like 'fastai.text.core.fix_html' points to"
-    parts = name.split('.')
-    for i in range(len(parts)-1, 0, -1):
-        try: obj = importlib.import_module('.'.join(parts[:i]))
-        except ImportError: continue
-        try:
-            for p in parts[i:]: obj = getattr(obj, p)
-            return obj
-        except AttributeError: break
-    raise ValueError(f"cannot import {name!r}")
-
-def _rule_spec(f):
-    "JSON description of a rule: its qualified name, or that of a `functools.partial`'s function with its arguments"
-    if isinstance(f, functools.partial):
-        d = dict(partial=_rule_spec(f.func), args=list(f.args), keywords=dict(f.keywords))
-        try: json.dumps(d); return d
-        except TypeError: return repr(f)
-    return _qualname(f) if hasattr(f, '__qualname__') else repr(f)
-
-def _rule_from_spec(s):
-    if isinstance(s, dict): return functools.partial(_rule_from_spec(s['partial']), *s['args'], **s['keywords'])
-    if '<' in s or not s.count('.'): raise ValueError(f"rule {s!r} is a lambda, a local function or an object: it cannot be rebuilt by name. "
-                                                      "Pass `rules=` (and `post_rules=`) to `make_tokenizer`, or use module-level functions.")
-    return _resolve(s)
-
-def _tok_spec(tok)->dict:
-    "JSON description of a fastai word tokenizer, enough to rebuild it"
-    from fastai.text.core import SpacyTokenizer, BaseTokenizer
-    d = {'cls': _qualname(type(tok))}
-    if isinstance(tok, SpacyTokenizer):
-        d.update(lang=tok.pipe.__self__.lang, special_toks=list(tok.special_toks), buf_sz=tok.buf_sz, spacy_version=_spacy_version())
-    elif isinstance(tok, BaseTokenizer): d.update(split_char=tok.split_char)
-    return d
-
-def _spacy_version()->str:
-    from importlib.metadata import version
-    return version('spacy')
-
-def _default_tok_spec()->dict:
-    "What `_tok_spec(WordTokenizer())` returns, without starting spaCy (reusing a store must not pay for it)"
-    from fastai.text.core import defaults
-    return {'cls': 'fastai.text.core.SpacyTokenizer', 'lang': 'en', 'special_toks': list(defaults.text_spec_tok), 'buf_sz': 5000,
-            'spacy_version': _spacy_version()}
-
-def _tok_fp(tok):
-    "Fingerprint parts of a tokenizer: its description for fastai's, `__fingerprint__` or its attributes for others"
-    from fastai.text.core import SpacyTokenizer, BaseTokenizer
-    if type(tok) in (SpacyTokenizer, BaseTokenizer): return _tok_spec(tok)
-    return (type(tok), tok.__fingerprint__() if hasattr(tok, '__fingerprint__') else vars(tok))
-
-def _tokenizer_spec(tok, rules, post_rules=None, sep=' ')->dict:
-    from fastai.text.core import defaults
-    post_rules = list(defaults.text_postproc_rules if post_rules is None else post_rules)
-    return dict(tok=tok if isinstance(tok, dict) else _tok_spec(tok), rules=[_rule_spec(r) for r in rules], post_rules=[_rule_spec(r) for r in post_rules], sep=sep)
-
-def make_tokenizer(spec:dict, # A store's manifest, its `params`, or `params['tokenizer']`
-                   rules=None, # Rules to use instead of the recorded ones (for rules that cannot be imported by name)
-                  ):
-    "The fastai `Tokenizer` a store was built with, rebuilt from the settings recorded in its manifest"
-    from fastai.text.core import Tokenizer, SpacyTokenizer, BaseTokenizer
-    if 'params' in spec: spec = spec['params']
-    if 'tokenizer' in spec: spec = spec['tokenizer']
-    if not spec or 'tok' not in spec:
-        raise ValueError("this store records no tokenizer (it was built from token ids): build it with `from_texts`/`from_df`/"
-                         "`from_folder`/`from_hf`/`from_datasets` on a pipeline with a `Tokenizer`, or make the fastai `Tokenizer` yourself")
-    t = spec['tok']
-    cls = _resolve(t['cls'])
-    if issubclass(cls, SpacyTokenizer): tok = cls(lang=t['lang'], special_toks=t['special_toks'], buf_sz=t.get('buf_sz', 5000))
-    elif issubclass(cls, BaseTokenizer): tok = cls(split_char=t['split_char'])
-    else: tok = cls()
-    rules = [_rule_from_spec(r) for r in spec['rules']] if rules is None else list(rules)
-    return Tokenizer(tok, rules=rules, sep=spec.get('sep', ' '))
-
-@patch
-def tokenizer(self:DiskLMDataset, rules=None)->'Tokenizer':
-    "The fastai `Tokenizer` this store's text was tokenized with (see `make_tokenizer`)"
-    return make_tokenizer(self.meta['params'], rules=rules)
-
-# %% ../nbs/01_store.ipynb #0f92c705
-_w_tfm = None
-
-def _w_init(tok, rules, post_rules):
-    "Build this process's `TokenizeWithRules` once (a pool initializer)"
-    global _w_tfm
-    from fastai.text.core import TokenizeWithRules
-    _w_tfm = TokenizeWithRules(tok, rules=rules, post_rules=post_rules)
-
-def _w_tokenize(items, encoding='utf-8'):
-    "Tokenize a chunk of texts (or text files): `(distinct tokens in order of first appearance, their ranks per token, tokens per text)`"
-    texts = [o.read_text(encoding=encoding) if isinstance(o, Path) else o for o in items]
-    d,ids,lens = {},[],[]
-    for toks in _w_tfm(texts):
-        ids += [d.setdefault(t, len(d)) for t in toks]
-        lens.append(len(toks))
-    return list(d), np.array(ids, dtype=np.uint32), np.array(lens, dtype=np.int64)
-
-_CHUNK_CHARS = 1<<20
-
-def _text_chunks(items, chunk_size:int, what:str='text', fix:str=''):
-    "Lists of at most `chunk_size` texts (and about `_CHUNK_CHARS` characters), checking each is a `str` (or a `Path`)"
-    buf,nch = [],0
-    for i,o in enumerate(items):
-        if isinstance(o, str): nch += len(o)
-        elif isinstance(o, Path): nch += o.stat().st_size
-        else: raise TypeError(f"{what} {i} is a {type(o).__name__} ({o!r:.60}), not a str. {fix or 'Convert it, or leave it out.'}")
-        buf.append(o)
-        if len(buf) >= chunk_size or nch >= _CHUNK_CHARS:
-            yield buf
-            buf,nch = [],0
-    if buf: yield buf
-
-def _pool_map(chunks, n_workers:int, initargs, encoding):
-    "Tokenize `chunks` in a pool of `n_workers` processes, at most two chunks a worker in flight, yielding results in order"
-    from concurrent.futures import ProcessPoolExecutor
-    ex = ProcessPoolExecutor(n_workers, initializer=_w_init, initargs=initargs)
-    q = deque()
-    try:
-        for c in chunks:
-            q.append(ex.submit(_w_tokenize, c, encoding))
-            if len(q) >= 2*n_workers: yield q.popleft().result()
-        while q: yield q.popleft().result()
-    finally: ex.shutdown(wait=True, cancel_futures=True)
-
-# %% ../nbs/01_store.ipynb #6e593940
-def _check_splits(splits, n_items:int|None, what:str='text')->dict:
-    "`{name: int64 row indices}` from `splits`, checked: plain folder names, integer indices in range"
-    if not isinstance(splits, dict) or not splits:
-        raise TypeError(f"splits must be a non-empty dict {{name: row indices}}, e.g. {{'train': trn_idxs, 'valid': val_idxs}}; got {type(splits).__name__}")
-    res = {}
-    for name,ix in splits.items():
-        if not isinstance(name, str) or not name or name.startswith('.') or '/' in name or '\\' in name:
-            raise ValueError(f"split name {name!r} must be a plain folder name such as 'train' (the split is stored in cache_dir/name)")
-        a = np.asarray(ix)
-        if a.dtype == bool:
-            if n_items is not None and len(a) != n_items: raise ValueError(f"splits[{name!r}] is a mask of {len(a)} values for {n_items} {what}s")
-            a = np.flatnonzero(a)
-        if a.size and a.dtype.kind not in 'iu': raise TypeError(f"splits[{name!r}] must hold integer {what} indices, got {a.dtype}")
-        a = a.astype(np.int64).reshape(-1)
-        if a.size and a.min() < 0: raise ValueError(f"splits[{name!r}] holds the negative index {a.min()}: use indices 0..n-1")
-        if n_items is not None and a.size and a.max() >= n_items:
-            raise IndexError(f"splits[{name!r}] holds {what} {a.max()}, but there are {n_items} {what}s")
-        res[name] = a
-    return res
-
-def _build_splits(cls, cache_dir, fp:str, build, info:dict, splits:dict, what:str, force_rebuild:bool, progress:bool)->dict:
-    "Tokenize the whole corpus once into a scratch store (one vocabulary, counted over every split), then store each split in `cache_dir/name`"
-    cache_dir = Path(cache_dir)
-    fps = {n: fingerprint('split', LM_VERSION, fp, n, ix) for n,ix in splits.items()}
-    def _done():
-        if force_rebuild or not all(_reusable(cache_dir/n, LM_FORMAT, (LM_VERSION,), f) for n,f in fps.items()): return None
-        res = {n: cls(cache_dir/n) for n in splits}
-        for r in res.values(): r.built = False
-        logger.info(f"reusing the LM stores {list(splits)} in {cache_dir}")
-        return res
-    if (res := _done()) is not None: return res
-    scratch = cache_dir/'all'   # never committed: its lock serialises builders, `clean_stale` removes what a killed build left
-    for n in splits:   # before any work: never overwrite a folder that is not one of our stores
-        if not force_rebuild: _check_legacy(cache_dir/n)
-        _check_overwritable(cache_dir/n, LM_FORMAT, force_rebuild)
-    with cache_lock(scratch):
-        if (res := _done()) is not None: return res
-        clean_stale(scratch)
-        tmp = cache_dir/f'.all.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}'
-        tmp.mkdir(parents=True)
-        try:
-            build(tmp)
-            whole = cls(tmp)
-            skipped = np.sort(np.asarray(info.get('skipped', []), dtype=np.int64))
-            n_rows = whole.n_docs + len(skipped)
-            res = {}
-            for n,ix in splits.items():
-                if ix.size and ix.max() >= n_rows: raise IndexError(f"splits[{n!r}] holds {what} {ix.max()}, but there were {n_rows} {what}s")
-                keep = ix[~np.isin(ix, skipped)]
-                docs = keep - np.searchsorted(skipped, keep)
-                params = dict(builder=whole.meta['params']['builder'], split=n, corpus_fingerprint=fp, corpus_counts=whole.meta['counts'],
-                              empty_rows_in_split=int(len(ix) - len(keep)))
-                res[n] = _copy_docs(whole, docs, cache_dir/n, fps[n], params, force_rebuild=True, progress=progress)
-        finally: shutil.rmtree(tmp, ignore_errors=True)
-    return res
-
-# %% ../nbs/01_store.ipynb #d3f2a3e5
-def _build_from_texts(cls, items, cache_dir, src_fp:str, n_items:int|None, builder:str, vocab=None, min_freq:int=3,
-                      max_vocab:int=60000, tok=None, rules=None, n_workers:int=None, chunk_size:int=1000,
-                      force_rebuild:bool=False, progress:bool=True, encoding:str='utf-8', what:str='text', fix:str='', extra_params=None, splits=None):
-    "Shared body of the text builders: tokenize `items` (str or Path) in chunks and processes, count, numericalize, commit"
-    from fastai.text.core import WordTokenizer, defaults
-    from fastai.text.data import make_vocab
-    from fastcore.parallel import parallelable
-    vocab,vocab_size = _check_vocab(vocab)
-    if splits is not None: splits = _check_splits(splits, n_items, what)
-    if isinstance(tok, type): tok = tok()
-    if getattr(tok, 'tok', True) is None and hasattr(tok, 'setup'):
-        raise ValueError(f"{type(tok).__name__} must be trained before it can tokenize in chunks: pass one made with its model (e.g. `sp_model=`)")
-    rules = list(defaults.text_proc_rules if rules is None else rules)
-    post_rules = list(defaults.text_postproc_rules)
-    special_toks = list(defaults.text_spec_tok)
-    n_workers = defaults.cpus if n_workers is None else n_workers
-    if not parallelable('n_workers', n_workers): n_workers = 0
-    if n_items is not None and n_workers > 0: chunk_size = max(1, min(chunk_size, -(-n_items // (2*n_workers))))
-    tdesc = _default_tok_spec() if tok is None else _tok_fp(tok)
-    fp = fingerprint(builder, LM_VERSION, src_fp, tdesc, rules, post_rules, special_toks, vocab,
-                     None if vocab is not None else (min_freq, max_vocab))
-    tspec = _tokenizer_spec(tdesc if tok is None else tok, rules, post_rules)
-
-    info = {}
-    def build(tmp):
-        t0 = time.time()
-        tk = WordTokenizer() if tok is None else tok   # built here, once: forked workers inherit it
-        chunks = _text_chunks(items, chunk_size, what, fix)
-        if n_workers == 0:
-            _w_init(tk, rules, post_rules)
-            res = map(functools.partial(_w_tokenize, encoding=encoding), chunks)
-        else: res = _pool_map(chunks, n_workers, (tk, rules, post_rules), encoding)
-        if progress: res = progress_bar(res, total=-(-n_items // chunk_size) if n_items else 'noinfer', leave=False)
-        o2i = None if vocab is None else {t:i for i,t in enumerate(vocab) if t != 'xxfake'}
-        tok2id,counts,n_texts,n_unk = {},np.zeros(1024, np.int64),0,0
-        w = _TokenWriter(tmp, vocab_size, fname='.pass1_ids.bin' if vocab is None else 'tokens.bin', dtype=np.uint32 if vocab is None else None)
-        try:
-            for uniq,ids,lens in res:
-                if o2i is None:
-                    m = np.fromiter((tok2id.setdefault(t, len(tok2id)) for t in uniq), np.int64, len(uniq))
-                    if len(tok2id) > len(counts): counts = np.concatenate([counts, np.zeros(max(len(tok2id), 2*len(counts)) - len(counts), np.int64)])
-                    counts[m] += np.bincount(ids, minlength=len(uniq))
-                else:
-                    m = np.fromiter((o2i.get(t, -1) for t in uniq), np.int64, len(uniq))
-                    n_unk += int(np.bincount(ids, minlength=len(uniq))[m < 0].sum())
-                    m[m < 0] = 0
-                w.add_many(m[ids], lens, n_texts)
-                n_texts += len(lens)
-            arrays = w.close()
-        except BaseException: w.abort(); raise
-        counts_ = dict(n_texts=n_texts)
-        if vocab is None:
-            cnt = counts[:len(tok2id)]
-            voc = make_vocab(Counter(dict(zip(tok2id, cnt.tolist()))), min_freq=min_freq, max_vocab=max_vocab, special_toks=special_toks)
-            v2i = {t:i for i,t in enumerate(voc) if t != 'xxfake'}
-            lut = np.fromiter((v2i.get(t, 0) for t in tok2id), best_dtype(len(voc)), len(tok2id))
-            known = np.fromiter((t in v2i for t in tok2id), bool, len(tok2id))
-            n_unk = int(cnt[~known].sum())
-            tw = ArrayWriter(tmp/'tokens.bin', lut.dtype)
-            p1 = tmp/'.pass1_ids.bin'
-            with open(p1, 'rb') as f:   # plain reads, not a memory map: the process's RSS stays flat
-                while len(a := np.fromfile(f, dtype=np.uint32, count=1<<20)): tw.write(lut[a])
-            arrays['tokens'] = tw.close()
-            p1.unlink()
-            counts_['distinct_tokens'] = len(tok2id)
-        else: voc = vocab
-        counts_['unk_tokens'] = n_unk
-        params = dict(builder=builder, tokenizer=tspec, min_freq=min_freq, max_vocab=max_vocab, special_toks=special_toks,
-                      vocab_given=vocab is not None, n_workers=n_workers, chunk_size=chunk_size, **(extra_params or {}))
-        _commit(tmp, fp, w, voc, len(voc), counts=counts_, params=params, arrays=arrays)
-        info['skipped'] = w.skipped
-        logger.info(f"tokenized {n_texts:,} {what}s into {w.n_tokens:,} tokens in {time.time()-t0:.1f}s")
-    if splits is None: return _build_store(cls, cache_dir, fp, build, force_rebuild)
-    return _build_splits(cls, cache_dir, fp, build, info, splits, what, force_rebuild, progress)
-
-# %% ../nbs/01_store.ipynb #9e2930cc
-@patch(cls_method=True)
-def from_texts(cls:DiskLMDataset, texts, # Iterable of str: a list, a pandas Series, a generator
-               cache_dir, # Folder of the store
-               vocab=None, # Vocabulary to numericalize with (e.g. the training store's); None builds one with `make_vocab`
-               min_freq:int=3, # fastai `make_vocab`: keep tokens seen at least this often
-               max_vocab:int=60000, # fastai `make_vocab`: at most this many tokens
-               tok=None, # fastai word tokenizer (instance or class); None: spaCy `WordTokenizer()`
-               rules=None, # Rules applied to each text before tokenizing; None: `defaults.text_proc_rules`
-               n_workers:int=None, # Tokenizing processes; None: `defaults.cpus`, 0 tokenizes in this process
-               chunk_size:int=1000, # Texts per chunk sent to a worker (memory is bounded by a few chunks)
-               force_rebuild:bool=False, # Build even if a committed store with the same fingerprint exists
-               progress:bool=True, # Show a progress bar over chunks
-               source_id:str=None, # Names the corpus in the fingerprint instead of hashing the texts (use with generators)
-               splits:dict=None, # `{name: text indices}`: tokenize every text once (one vocabulary over all of them, as fastai counts it), store each split in `cache_dir/name`, return `{name: DiskLMDataset}`
-              )->DiskLMDataset:
-    "Build (or reuse) a store from raw texts through fastai's tokenizer, rules and `make_vocab`, streaming, in several processes"
-    if isinstance(texts, (str, bytes)): raise TypeError("texts must be an iterable of str, got a single string; wrap it in a list")
-    return _build_from_texts(cls, texts, cache_dir, _source_fp(texts, 'texts', source_id), len(texts) if hasattr(texts, '__len__') else None,
-                             'from_texts', vocab=vocab, min_freq=min_freq, max_vocab=max_vocab, tok=tok, rules=rules, n_workers=n_workers,
-                             chunk_size=chunk_size, force_rebuild=force_rebuild, progress=progress, splits=splits)
-
-# %% ../nbs/01_store.ipynb #e6513a2b
-@patch(cls_method=True)
-@delegates(DiskLMDataset.from_texts, but=['texts'])
-def from_df(cls:DiskLMDataset, df, # pandas DataFrame
-            cache_dir, # Folder of the store
-            text_col='text', # Column (name or position) holding the text, or a list of them (joined as fastai's `tokenize_df` does)
-            mark_fields:bool=None, # Precede each column's text with `xxfld i`; None: only when there are several columns
-            **kwargs)->DiskLMDataset:
-    "Build (or reuse) a store from the text column(s) of a DataFrame, one document per row, as `TextDataLoaders.from_df` tokenizes them"
-    from fastai.text.core import _join_texts
-    cols = [df.columns[c] if isinstance(c, int) else c for c in (text_col if isinstance(text_col, (list, tuple)) else [text_col])]
-    if missing := [c for c in cols if c not in df.columns]:
-        raise ValueError(f"text_col {missing} not in the DataFrame's columns {list(df.columns)[:20]}; pass text_col=<the text column>")
-    for c in cols:
-        ok = df[c].map(lambda x: isinstance(x, str)).to_numpy(dtype=bool)
-        if not ok.all():
-            i = int(np.argmin(ok)); v,lbl = df[c].iloc[i],df.index[i]
-            lbl = lbl.item() if hasattr(lbl, 'item') else lbl
-            raise TypeError(f"row {i} (index {lbl!r}) of column {c!r} is a {type(v).__name__} ({v!r:.60}), not a str: fix the column "
-                            f"(e.g. `df[{c!r}] = df[{c!r}].fillna('').astype(str)`) or drop those rows")
-    if mark_fields is None: mark_fields = len(cols) > 1
-    if len(cols) == 1 and not mark_fields: items = df[cols[0]]
-    else:
-        step = 1000
-        items = (t for i in range(0, len(df), step) for t in _join_texts(df.iloc[i:i+step][cols], mark_fields=mark_fields))
-    src = fingerprint('source_id', kwargs.pop('source_id')) if kwargs.get('source_id') is not None else fingerprint('df', df[cols], mark_fields)
-    kwargs.pop('source_id', None)
-    return _build_from_texts(cls, items, cache_dir, src, len(df), 'from_df', what='row',
-                             fix="Fix the column (e.g. `.fillna('').astype(str)`) or drop those rows.", extra_params=dict(text_col=[str(c) for c in cols], mark_fields=mark_fields), **kwargs)
-
-# %% ../nbs/01_store.ipynb #25d04294
-_re_title = re.compile(r'^ = [^=].* = $')
-
-def wikitext_df(fn=None, # A WikiText token file; None: the WikiText-2 validation text shipped with the package
-                n_articles:int=None, # Stop after this many articles
-               ):
-    "WikiText articles as a DataFrame with one 'text' per article, split on the ` = Title = ` lines"
-    import pandas as pd
-    fn = sample_data('wikitext-2/valid.txt') if fn is None else Path(fn)
-    arts,cur = [],None
-    with open(fn, encoding='utf-8') as f:
-        for line in f:
-            if _re_title.match(line.rstrip('\n')):
-                if cur is not None: arts.append(''.join(cur))
-                if n_articles is not None and len(arts) >= n_articles: cur = None; break
-                cur = [line]
-            elif cur is not None: cur.append(line)
-    if cur is not None: arts.append(''.join(cur))
-    return pd.DataFrame({'text': arts})
-
-# %% ../nbs/01_store.ipynb #0567ef30
-@patch(cls_method=True)
-@delegates(DiskLMDataset.from_texts, but=['texts'])
-def from_folder(cls:DiskLMDataset, path, # Folder of text files
-                cache_dir, # Folder of the store
-                extensions=('.txt',), # File extensions to read
-                folders=None, # Only these subfolders (as fastai's `get_files`)
-                recurse:bool=True, # Look in subfolders
-                encoding:str='utf-8', # Text encoding of the files
-                **kwargs)->DiskLMDataset:
-    "Build (or reuse) a store with one document per text file of `path`, as fastai's `Tokenizer.from_folder` tokenizes them"
-    from fastai.data.transforms import get_files
-    path = Path(path)
-    if not path.is_dir(): raise FileNotFoundError(f"{path} is not a folder")
-    files = sorted(get_files(path, extensions=list(extensions), recurse=recurse, folders=folders))
-    if not files: raise FileNotFoundError(f"no {list(extensions)} files in {path}; pass extensions= (e.g. ('.txt', '.md'))")
-    sid = kwargs.pop('source_id', None)
-    src = fingerprint('source_id', sid) if sid is not None else fingerprint('folder', [file_signature(f) for f in files], encoding)
-    return _build_from_texts(cls, files, cache_dir, src, len(files), 'from_folder', encoding=encoding, what='file',
-                             extra_params=dict(path=str(path), extensions=list(extensions), n_files=len(files)), **kwargs)
-
-# %% ../nbs/01_store.ipynb #7ef4fda5
-@patch(cls_method=True)
-@delegates(DiskLMDataset.from_texts, but=['texts'])
-def from_hf(cls:DiskLMDataset, ds, # `datasets.Dataset` (map-style) or `datasets.IterableDataset` (streaming)
-            cache_dir, # Folder of the store
-            text_col:str='text', # Column holding the text
-            **kwargs)->DiskLMDataset:
-    "Build (or reuse) a store from the text column of a Hugging Face dataset, one document per row, streaming in batches"
-    import datasets
-    if isinstance(ds, (datasets.DatasetDict, datasets.IterableDatasetDict)):
-        raise TypeError(f"ds is a {type(ds).__name__}: pass one split, e.g. ds[{next(iter(ds), 'train')!r}] (splits: {list(ds)})")
-    if not isinstance(ds, (datasets.Dataset, datasets.IterableDataset)):
-        raise TypeError(f"ds must be a datasets.Dataset or IterableDataset, got {type(ds).__name__}; for lists use `from_texts`")
-    cols = ds.column_names
-    if cols is not None and text_col not in cols: raise ValueError(f"text_col={text_col!r} is not a column of the dataset: {cols}")
-    sid = kwargs.pop('source_id', None)
-    fix = f"Filter those rows out first, e.g. `ds.filter(lambda x: isinstance(x[{text_col!r}], str))`."
-    if isinstance(ds, datasets.Dataset):
-        n = len(ds)
-        src = fingerprint('hf', ds._fingerprint, text_col) if sid is None else fingerprint('source_id', sid)
-        items = (t for b in ds.select_columns([text_col]).iter(batch_size=1000) for t in b[text_col])
-    else:
-        n = None
-        if sid is None:
-            warnings.warn("a streaming (Iterable) dataset has no fingerprint: this store will be rebuilt on every call. "
-                          "Pass `source_id=` naming the data to reuse it.", stacklevel=2)
-            src = 'random-' + os.urandom(12).hex()
-        else: src = fingerprint('source_id', sid)
-        items = (ex[text_col] for ex in ds)
-    return _build_from_texts(cls, items, cache_dir, src, n, 'from_hf', what='row', fix=fix, extra_params=dict(text_col=text_col), **kwargs)
+def __getattr__(name): # names that moved to `fastai_memstream.text`
+    if not name.startswith('__') and hasattr(_text, name): return getattr(_text, name)
+    raise AttributeError(f"module 'fastai_memstream.store' has no attribute {name!r}")
