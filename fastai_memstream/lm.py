@@ -6,23 +6,28 @@ Docs: https://fastai-memstream.github.io/fastai_memstream/lm.html.md"""
 
 # %% ../nbs/02_lm.ipynb #8ed3cb1f
 from __future__ import annotations
-import os, random, warnings, itertools, multiprocessing, inspect
+import os, csv, random, warnings, itertools, multiprocessing, inspect, functools
 from pathlib import Path
-import numpy as np, torch
+import numpy as np, torch, torch.nn as nn
 from fastcore.basics import store_attr, ifnone, patch, GetAttr
 from fastcore.foundation import L
 from fastcore.meta import delegates
 from fastai.torch_core import default_device, rank_distrib, num_distrib, TitledStr, to_device
 from fastai.data.load import DataLoader, _FakeLoader
-from fastai.data.core import TfmdDL, DataLoaders, Datasets, explode_types, batch_to_samples
+from fastai.data.core import TfmdDL, DataLoaders, Datasets, batch_to_samples
+from fastai.torch_core import display_df
+from fastai.callback.core import Callback
+from fastcore.basics import defaults
+import pandas as pd
 from fastai.text.core import Tokenizer, WordTokenizer
-from fastai.text.data import LMTensorText, TensorText, LMDataLoader, Numericalize
+from fastai.text.data import LMTensorText, TensorText, LMDataLoader, Numericalize, Transform
 from .core import *
 from .store import DiskLMDataset, make_tokenizer, _source_fp
+from .text import _is_hf
 from . import distrib as _distrib   # `distrib_ctx` asks loaders with `distrib_shard` for their share
 
 # %% auto #0
-__all__ = ['DiskLMDataLoader', 'DiskLMDataLoaders', 'DiskLMDataLoaderDataset', 'MemoryEfficientLMDataLoader', 'lm_demo']
+__all__ = ['DiskLMDataLoader', 'DiskLMDataLoaders', 'LMStoreCheck', 'DiskLMDataLoaderDataset', 'MemoryEfficientLMDataLoader']
 
 # %% ../nbs/02_lm.ipynb #bb7833a0
 def _check_int(name, v, lo=1):
@@ -85,6 +90,25 @@ class _CtxFakeLoader(_FakeLoader):
         if self.num_workers == 0: return None
         return multiprocessing if self.mp_context is None else multiprocessing.get_context(self.mp_context)
 
+class _EmptyStore:
+    "A store without tokens that keeps what inference needs (vocabulary, tokenizer settings) and no folder: what `learn.export()` pickles"
+    path,total_tokens,n_docs = None,0,0
+    def __init__(self, vocab=None, params=None):
+        self.vocab,self.meta = (None if vocab is None else list(vocab)),{'params': dict(params or {})}
+        self.data,self.doc_offsets = np.zeros(0, dtype=np.int64),np.zeros(1, dtype=np.int64)
+    dtype = property(lambda self: self.data.dtype)
+    vocab_size = property(lambda self: self.meta['params'].get('vocab_size'))
+    def tokenizer(self, rules=None): return make_tokenizer(self.meta['params'], rules=rules)
+    def new_empty(self): return self
+    def __len__(self): return 0
+    def __repr__(self): return f"empty LM store (vocabulary of {len(self.vocab) if self.vocab else 'unknown size'}, no tokens, no folder)"
+
+@patch
+def new_empty(self:DiskLMDataset):
+    "A store without tokens or folder, with this one's vocabulary and tokenizer settings (fastai's `DataLoaders.new_empty` calls it for `learn.export()`)"
+    p = self.meta['params']
+    return _EmptyStore(self.vocab, {k:p[k] for k in ('tokenizer', 'vocab_size', 'special_toks') if k in p})
+
 _DL_ARGS = set(inspect.signature(TfmdDL.__init__).parameters) - {'self', 'kwargs'}
 
 def _check_dl_kwargs(kwargs:dict):
@@ -102,16 +126,47 @@ def _check_dl_kwargs(kwargs:dict):
 
 def _open_store(dataset):
     if isinstance(dataset, (str, os.PathLike)): return DiskLMDataset(dataset)
+    if isinstance(dataset, _EmptyStore): return dataset
     missing = [a for a in ('data', 'doc_offsets', 'n_docs', 'total_tokens') if not hasattr(dataset, a)]
     if missing: raise TypeError(f"dataset must be a DiskLMDataset (or the path of one), got {type(dataset).__name__} without {missing}; "
                                 "build one with `DiskLMDataset.from_token_docs`/`from_texts`/`from_datasets`")
     return dataset
 
+# %% ../nbs/02_lm.ipynb #e53b9790
+def _tok_kind(store)->str|None:
+    "'hf', 'sentencepiece', 'word' for the tokenizer a store (or an exported empty one) records, None for a store built from ids"
+    spec = (getattr(store, 'meta', None) or {}).get('params', {}).get('tokenizer')
+    return None if not isinstance(spec, dict) else spec.get('kind', 'word')
+
+def _pieces_to_text(pieces)->str:
+    "SentencePiece pieces as text ('▁' starts a word), with fastai's `xxmaj`/`xxup`/`xxrep` undone as fastai's `predict` does"
+    from fastai.text.learner import decode_spec_tokens
+    return ' '.join(decode_spec_tokens(''.join(pieces).replace('▁', ' ').split()))
+
+def _hf_decode(tok, ids)->str:
+    "`ids` as text through a Hugging Face tokenizer, special tokens dropped; a window that starts inside a word loses its continuation mark (WordPiece's '##')"
+    s = tok.decode(ids, skip_special_tokens=True)
+    p = getattr(getattr(tok.backend_tokenizer, 'decoder', None), 'prefix', None)
+    return s[len(p):] if p and s.startswith(p) else s
+
+@functools.lru_cache(maxsize=8)
+def _store_hf_tok(path:str, fp:str): return DiskLMDataset(path).hf_tokenizer()
+
+def _subword_decoder(store):
+    "ids -> text for a store encoded with a Hugging Face tokenizer or SentencePiece; None for word stores (their tokens are joined)"
+    kind = _tok_kind(store)
+    if kind == 'hf' and getattr(store, 'path', None) is not None:
+        tok = _store_hf_tok(str(store.path), store.meta['fingerprint'])
+        return functools.partial(_hf_decode, tok)
+    if kind == 'sentencepiece' and store.vocab is not None:
+        v = store.vocab
+        return lambda ids: _pieces_to_text([v[i] for i in ids])
+
+
 # %% ../nbs/02_lm.ipynb #e25b62f3
 @delegates(TfmdDL.__init__, but=['shuffle', 'num_workers', 'bs'])
 class DiskLMDataLoader(TfmdDL):
     "A fastai `DataLoader` of language-model batches read from a memory-mapped `DiskLMDataset`, token for token those of `LMDataLoader`"
-    _memstream_lm = True   # recognised by the `get_preds` patch below
     def __init__(self, dataset, # A `DiskLMDataset`, or the folder of one
                  bs:int=64, # Number of streams (rows of a batch)
                  seq_len:int=72, # Tokens per row (the last batch may be shorter)
@@ -132,7 +187,8 @@ class DiskLMDataLoader(TfmdDL):
         self.seq_len,self.rank,self.world_size,self.mp_context = seq_len,rank,world_size,mp_context
         self.seed = random.randint(0, 2**32-1) if seed is None else _check_int('seed', seed, lo=0)
         self._seed_given = seed is not None
-        self.bl,self.n_batches,self.last_len = _lm_geometry(dataset.total_tokens, bs, seq_len, bs*world_size)
+        empty = isinstance(dataset, _EmptyStore)   # an exported learner's loader, or a missing validation split: no batches
+        self.bl,self.n_batches,self.last_len = (0,0,0) if empty else _lm_geometry(dataset.total_tokens, bs, seq_len, bs*world_size)
         self._state = _LoaderState(epoch=_check_int('epoch', epoch, lo=0))
         super().__init__(dataset, bs=bs, shuffle=shuffle, num_workers=num_workers, n=self.n_batches*bs, indexed=True, **kwargs)
         self.fake_l = _CtxFakeLoader(self, self.fake_l.pin_memory, self.fake_l.num_workers, self.fake_l.timeout,
@@ -162,7 +218,7 @@ class DiskLMDataLoader(TfmdDL):
         return self._cache['smap']
 
     def _tokens(self)->np.ndarray:
-        if 'tok' not in self._cache: self._cache['tok'] = np.asarray(self.dataset.data)
+        if 'tok' not in self._cache: d = self.dataset.data; self._cache['tok'] = d if hasattr(d, 'parts') else np.asarray(d)   # a sharded store's `ShardedTokens` gathers without reading every token
         return self._cache['tok']
 
     def __getstate__(self):
@@ -179,8 +235,9 @@ class DiskLMDataLoader(TfmdDL):
         else: s.step = 0
 
     def get_idxs(self):
-        "Indices of the batches (not items) of this pass, from the current step on"
-        idxs = range(self._state.step, self.n_batches)
+        "The items of this pass's first batch, one per stream: fastai numbers row `r` of batch `b` item `b*bs+r`"
+        if not self.n_batches: return []
+        idxs = list(range(self._state.step*self.bs, (self._state.step+1)*self.bs))
         if self.shuffle: idxs = self.shuffle_fn(idxs)
         return idxs
 
@@ -190,23 +247,35 @@ class DiskLMDataLoader(TfmdDL):
         return idxs
 
     def sample(self):
-        "Batch indices for this worker: workers take whole batches in turn, as in fastai"
-        return (b for i,b in enumerate(self._DataLoader__idxs) if i%self.num_workers == self.offs)
+        "Every worker gets the pass's items: `create_batches` deals out whole batches"
+        return self.get_idxs()
 
     def create_batches(self, samps):
-        for b in samps: yield self.create_batch(b)
+        "The batches continuing the items `samps` (rows of one batch) to the end of the pass, one vectorized read each; workers take them in turn"
+        idx = np.fromiter(samps, dtype=np.int64)
+        if not len(idx): return
+        b0,rows = np.divmod(idx, self.bs)
+        if (b0 != b0[0]).any() or not 0 <= b0[0] < self.n_batches:
+            raise ValueError(f"DiskLMDataLoader's items must be rows of one batch (item `b*bs+r` is row `r` of batch `b`, b < {self.n_batches}), "
+                             f"got items {idx[:8].tolist()}... with bs={self.bs}: streams can only be read from one batch on")
+        starts = (self.rank*self.bs + rows)*self.bl
+        for b in range(int(b0[0]) + self.offs, self.n_batches, self.num_workers): yield self._batch(starts, b)
+
+    def _batch(self, starts, b):
+        "Batch `b` of the streams starting at `starts`"
+        return self._xy(starts + b*self.seq_len, self.last_len if b == self.n_batches-1 else self.seq_len)
 
     def create_batch(self, b):
-        "Batch number `b` (one vectorized read), or fastai's collation when `b` is a list of items"
+        "fastai's collation of a list of items; an int `b` is batch number `b`, read in one go"
         if not isinstance(b, (int, np.integer)): return super().create_batch(b)
         if not 0 <= b < self.n_batches: raise IndexError(f"batch {b} out of range: this loader has {self.n_batches} batches")
-        sl = self.last_len if b == self.n_batches-1 else self.seq_len
-        rows = (self.rank*self.bs + np.arange(self.bs, dtype=np.int64))*self.bl
-        return self._xy(rows + b*self.seq_len, sl)
+        return self._batch((self.rank*self.bs + np.arange(self.bs, dtype=np.int64))*self.bl, int(b))
 
     def create_item(self, seq):
         "Item `seq` as fastai numbers them: row `seq%bs` of batch `seq//bs`"
-        if seq is None: seq = 0
+        if seq is None:   # fastai's probe for the batch types (`_one_pass`): an empty loader answers with empty rows
+            if not self.n: return LMTensorText(torch.zeros(0, dtype=torch.long)),TensorText(torch.zeros(0, dtype=torch.long))
+            seq = 0
         if not 0 <= seq < self.n: raise IndexError(f"item {seq} out of range: this loader has {self.n} items")
         b,r = divmod(int(seq), self.bs)
         sl = self.last_len if b == self.n_batches-1 else self.seq_len
@@ -230,7 +299,6 @@ class DiskLMDataLoader(TfmdDL):
             return
         self.randomize()
         self.before_iter()
-        self._DataLoader__idxs = self.get_idxs()
         for b in self.create_batches(self.sample()):
             if self.device is not None: b = to_device(b, self.device)
             self._state.step += 1
@@ -249,12 +317,6 @@ class DiskLMDataLoader(TfmdDL):
         saved = s.epoch,s.step,s.resume
         try: return super().one_batch()
         finally: s.epoch,s.step,s.resume = saved
-
-    def _one_pass(self):
-        b = self.create_batch(0)
-        if self.device is not None: b = to_device(b, self.device)
-        its = self.after_batch(b)
-        self._n_inp,self._types = 1,explode_types(its)
 
     @delegates(TfmdDL.new)
     def new(self, dataset=None, **kwargs):
@@ -311,38 +373,82 @@ class DiskLMDataLoader(TfmdDL):
     def _decode_ids(self, t):
         v = self.vocab
         ids = t.tolist() if hasattr(t, 'tolist') else list(t)
+        if (dec := _subword_decoder(self.dataset)) is not None: return TitledStr(dec(ids))
         return TitledStr(' '.join(str(i) for i in ids) if v is None else ' '.join(v[i] for i in ids))
 
     def _decode_batch(self, b, max_n=9, full=True):
         return L(tuple(self._decode_ids(o) for o in s) for s in batch_to_samples(b, max_n=max_n))
 
-# %% ../nbs/02_lm.ipynb #be1d5e16
-from fastai.text.learner import LMLearner as _LMLearner
+    def show_batch(self, b=None, # Batch to show (default: `one_batch()`)
+                   max_n:int=9, # Rows to show
+                   show:bool=True, # Display the table; False: return fastai's `(x, y, samples)` instead
+                   trunc_at:int=150, # Words per cell
+                   **kwargs):
+        "A table of `max_n` rows of a batch, the input in `text` and the target in `text_`, as fastai shows `TextDataLoaders(is_lm=True)`"
+        if b is None: b = self.one_batch()
+        if not show: return b[0],b[1],self.decode_batch(b, max_n=max_n)
+        display_df(self._batch_df(b, max_n, trunc_at))
 
-def _lm_get_preds(self, concat_dim=1, **kwargs):
-    "`LMLearner.get_preds`; for a `DiskLMDataLoader` without fastai's reordering, which indexes rows by item number and fails for LM loaders"
-    dl = kwargs.get('dl')
-    if dl is None:
-        try: dl = self.dls[kwargs.get('ds_idx', 1)]
-        except (IndexError, KeyError, TypeError): pass   # fastai's own `get_preds` reports it
-    if getattr(dl, '_memstream_lm', False): kwargs['reorder'] = False
-    return self._memstream_orig_get_preds(concat_dim=concat_dim, **kwargs)
-
-if not hasattr(_LMLearner, '_memstream_orig_get_preds'):
-    _LMLearner._memstream_orig_get_preds = _LMLearner.get_preds
-    _LMLearner.get_preds = _lm_get_preds
+    def _batch_df(self, b, max_n=9, trunc_at=150)->pd.DataFrame:
+        rows = [[o.truncate(trunc_at) if trunc_at else o for o in s] for s in self.decode_batch(b, max_n=max_n)]
+        return pd.DataFrame(rows, columns=['text', 'text_'])
 
 # %% ../nbs/02_lm.ipynb #09f75091
+class _HFTokens:
+    "Vocabulary strings back to text through a Hugging Face tokenizer (special tokens dropped)"
+    def __init__(self, tok, vocab): self.tok,self.t2i = tok,{t:i for i,t in enumerate(vocab)}
+    def __call__(self, toks): return _hf_decode(self.tok, [self.t2i[t] for t in toks if t in self.t2i])
+
+class _Joiner(str):
+    "The `sep` fastai's `LMLearner.predict` joins the predicted tokens with (`tokenizer.sep.join(tokens)`): here it decodes them to text"
+    def __new__(cls, dec): s = super().__new__(cls, ' '); s.dec = dec; return s
+    def join(self, toks): return self.dec(list(toks))
+    def __reduce__(self): return (_Joiner, (self.dec,))
+
+class _SepTokenizer(GetAttr):
+    "A tokenizer seen through `dls.train_ds.tokenizer`, whose `sep` decodes subword tokens to text"
+    _default = 'tok'
+    def __init__(self, tok, sep): self.tok,self.sep = tok,sep
+    def __call__(self, *args, **kwargs): return self.tok(*args, **kwargs)
+
+class _HFVocab(list):
+    "A Hugging Face store's vocabulary, where fastai's `predict(no_unk=True)` finds the tokenizer's unknown token for 'xxunk'"
+    def __init__(self, vocab, unk=None): super().__init__(vocab); self.unk = unk
+    def index(self, t, *args):
+        if t == 'xxunk' and self.unk is not None and 'xxunk' not in self: t = self.unk
+        try: return super().index(t, *args)
+        except ValueError: raise ValueError(f"{t!r} is not in the tokenizer's vocabulary (it has no unknown token): pass `no_unk=False` to `predict`") from None
+
 class _TextStoreView(GetAttr):
     "A store as fastai's `LMLearner.predict` expects `dls.train_ds`: with `.tokenizer` and `.numericalize`"
     _default = 'store'
-    def __init__(self, store, tokenizer, vocab): self.store,self.tokenizer,self.numericalize = store,tokenizer,Numericalize(vocab)
+    def __init__(self, store, tokenizer, vocab):
+        self.store,self.tokenizer,self.numericalize = store,tokenizer,Numericalize(vocab)
+        kind = _tok_kind(store)
+        if tokenizer is not None and (kind == 'hf' or _is_hf(tokenizer)): self.tokenizer = _SepTokenizer(tokenizer, _Joiner(_HFTokens(tokenizer, vocab)))
+        elif tokenizer is not None and kind == 'sentencepiece': self.tokenizer = _SepTokenizer(tokenizer, _Joiner(_pieces_to_text))
     def __repr__(self): return repr(self.store)
+
+class _HFEncode(Transform):
+    "Text to the ids of a Hugging Face tokenizer, special tokens included, without a final document separator (a prompt goes on); ids back to text"
+    def __init__(self, tok, sep_id=None): super().__init__(); self.tok,self.sep_id = tok,sep_id
+    def encodes(self, o:str):
+        ids = self.tok(o)['input_ids']
+        if ids and ids[-1] == self.sep_id: ids = ids[:-1]
+        return TensorText(torch.tensor(ids, dtype=torch.long))
+    def decodes(self, o): return TitledStr(_hf_decode(self.tok, o.tolist()))
+
+class _TextLMDataLoader(LMDataLoader):
+    "fastai's `LMDataLoader` for new texts; when they are too short for one batch it is empty, and fastai's `get_preds` on it warns and returns nothing"
+    def create_item(self, seq):
+        if seq is None and not self.n: return LMTensorText(torch.zeros(0, dtype=torch.long)),TensorText(torch.zeros(0, dtype=torch.long))
+        return super().create_item(seq)
 
 def _store_tokenizer(store):
     "The fastai `Tokenizer` recorded in `store`'s manifest, or None for a store built from token ids"
     spec = store.meta.get('params', {})
     if 'tokenizer' not in spec: return None
+    if getattr(store, 'path', None) is not None: return store.tokenizer()   # HF and SentencePiece: from the store's own files
     return make_tokenizer(spec)
 
 def _split_idxs(n:int, valid_pct:float, seed:int):
@@ -351,14 +457,40 @@ def _split_idxs(n:int, valid_pct:float, seed:int):
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(n, generator=g).numpy()
     cut = int(valid_pct*n)
-    if cut == 0: raise ValueError(f"valid_pct={valid_pct} of {n} texts leaves no validation text: use a larger valid_pct or pass the validation texts")
+    if cut == 0 and valid_pct > 0: raise ValueError(f"valid_pct={valid_pct} of {n} texts leaves no validation text: use a larger valid_pct, "
+                                                    "pass the validation texts, or valid_pct=0 for no validation")
     return idx[cut:],idx[:cut]
+
+def _splits(trn, val)->dict:
+    "Builder splits: no `valid` store when there is no validation text (`valid_pct=0`)"
+    return {'train': trn, 'valid': val} if len(val) else {'train': trn}
+
+def _store_name(s): return str(s.path) if s.path is not None else 'an empty (exported) store'
+
+def _check_same_ids(stores):
+    "Refuse loaders whose stores number tokens differently: another vocabulary, tokenizer or vocabulary size than the training store's"
+    trn = stores[0]
+    tspec = trn.meta.get('params', {}).get('tokenizer')
+    for s in stores[1:]:
+        if trn.vocab is not None and s.vocab is not None and trn.vocab != s.vocab:
+            raise ValueError(f"{_store_name(s)} was numericalized with another vocabulary than {_store_name(trn)} ({len(s.vocab):,} against "
+                             f"{len(trn.vocab):,} tokens): rebuild it with `vocab=` the training store's (`DiskLMDataset.from_texts(..., vocab=train.vocab)`), "
+                             "or build both splits in one call (`DiskLMDataLoaders.from_texts`/`from_df`)")
+        spec = s.meta.get('params', {}).get('tokenizer')
+        if tspec is not None and spec is not None and tspec != spec:
+            diff = sorted(k for k in set(tspec)|set(spec) if tspec.get(k) != spec.get(k))
+            raise ValueError(f"{_store_name(s)} was tokenized with other settings than {_store_name(trn)} (they differ in {diff}: "
+                             f"{[spec.get(k) for k in diff]} against {[tspec.get(k) for k in diff]}): rebuild it with the training store's tokenizer "
+                             "(`DiskLMDataset.from_texts(..., tok=train.tokenizer(), vocab=train.vocab)`), or build both splits in one call")
+        if trn.vocab is None and s.vocab is None and None not in (trn.vocab_size, s.vocab_size) and trn.vocab_size != s.vocab_size:
+            raise ValueError(f"{_store_name(s)} has token ids for a vocabulary of {s.vocab_size:,} and {_store_name(trn)} for one of {trn.vocab_size:,}: "
+                             "build both from the same tokenizer (same `vocab_size=`)")
 
 # %% ../nbs/02_lm.ipynb #ce3752b9
 class DiskLMDataLoaders(DataLoaders):
     "fastai `DataLoaders` of `DiskLMDataLoader`s, carrying the training store's vocabulary and tokenizer"
     def __init__(self, *loaders, # `DiskLMDataLoader`s (train first); the legacy form `(train_dl, valid_dl, vocab, device)` works too
-                 path='.', # Folder where `Learner` saves models
+                 path='.', # Folder where `Learner` saves models (fastai's default: the working folder)
                  device=None, # Device of the batches
                  vocab=None, # Vocabulary (list of str); None: the training store's
                  tokenizer=None): # fastai `Tokenizer` for new text (`test_dl`, `predict`); None: rebuilt from the training store's manifest
@@ -369,17 +501,35 @@ class DiskLMDataLoaders(DataLoaders):
             vocab = ifnone(vocab, extra[0])
             device = ifnone(extra[1] if len(extra) > 1 else device, default_device())
         if not loaders: raise TypeError("DiskLMDataLoaders needs at least a training DiskLMDataLoader")
+        _check_same_ids([dl.dataset for dl in loaders if isinstance(dl, DiskLMDataLoader)])
         super().__init__(*loaders, path=path, device=device)
-        self._vocab,self._tokenizer = (None if vocab is None else list(vocab)),tokenizer
+        self._vocab,self._tokenizer,self._tok_given = (None if vocab is None else list(vocab)),tokenizer,tokenizer is not None
 
     @property
     def vocab(self)->list:
         "The vocabulary (list of str) of the training store"
-        return self._vocab if self._vocab is not None else self.train.dataset.vocab
+        v = self._vocab if self._vocab is not None else self.train.dataset.vocab
+        if isinstance(v, _HFVocab) or not self._is_hf(): return v
+        if _tok_kind(self.train.dataset) == 'hf': unk = self.train.dataset.meta['params']['tokenizer'].get('special_tokens', {}).get('unk_token')
+        else: unk = getattr(self._tokenizer, 'unk_token', None)   # an HF tokenizer passed with a store built from its ids
+        if v is None: v = self._tokenizer.convert_ids_to_tokens(list(range(len(self._tokenizer))))
+        self._vocab = v = _HFVocab(v, unk)
+        return v
+
+    def _is_hf(self)->bool:
+        "True when new text goes through a Hugging Face tokenizer: the store was encoded with one, or one was passed as `tokenizer=`"
+        return _tok_kind(self.train.dataset) == 'hf' or (self._tok_given and _is_hf(self._tokenizer))
+
+    @property
+    def n_ids(self)->int|None:
+        "How many token ids the stores use (the vocabulary's length, or the recorded `vocab_size` of stores built from ids): the rows a model's embedding needs"
+        n = [len(self.vocab)] if self.vocab is not None else []
+        n += [s.vocab_size for s in (dl.dataset for dl in self.loaders) if getattr(s, 'vocab_size', None) is not None]
+        return max(n) if n else None
 
     @property
     def tokenizer(self):
-        "The fastai `Tokenizer` the training text was tokenized with (None for stores built from token ids)"
+        "The tokenizer the training text was tokenized with: a fastai `Tokenizer`, or the Hugging Face tokenizer of an HF store (None for stores built from token ids)"
         if self._tokenizer is None: self._tokenizer = _store_tokenizer(self.train.dataset)
         return self._tokenizer
 
@@ -391,22 +541,32 @@ class DiskLMDataLoaders(DataLoaders):
     def test_dl(self, test_items, # Texts (str) to tokenize and numericalize as the training text was
                 rm_type_tfms=None, with_labels:bool=False, **kwargs):
         "A fastai `LMDataLoader` over new texts, tokenized and numericalized like the training store (used by `LMLearner.predict`)"
+        if isinstance(test_items, (str, bytes)): raise TypeError("test_items must be a list of texts, not a single string: pass [text]")
         if self.tokenizer is None:
             raise ValueError("these loaders have no tokenizer: the training store was built from token ids. Pass `tokenizer=` "
                              "(a fastai `Tokenizer`) to DiskLMDataLoaders, or build the store from text (`from_texts`, `from_df`, ...)")
         if self.vocab is None: raise ValueError("these loaders have no vocabulary: pass `vocab=` to DiskLMDataLoaders")
-        dsets = Datasets(list(test_items), [[self.tokenizer, Numericalize(self.vocab)]])
+        if self._is_hf():
+            tok,spec = self.tokenizer,self.train.dataset.meta['params'].get('tokenizer') or {}
+            sep = spec['sep_id'] if 'sep_id' in spec else (tok.eos_token_id if tok.eos_token_id is not None else tok.sep_token_id)
+            dsets = Datasets(list(test_items), [[_HFEncode(tok, sep)]])
+        else: dsets = Datasets(list(test_items), [[self.tokenizer, Numericalize(self.vocab)]])
         kwargs = {**dict(bs=self.train.bs, seq_len=self.train.seq_len, num_workers=0, device=self.device), **kwargs}
-        return LMDataLoader(dsets, **kwargs)
+        return _TextLMDataLoader(dsets, **kwargs)   # texts too short for one batch: empty, as fastai's (`predict` reads its items)
+
+    def new_empty(self):
+        "Loaders without data for `learn.export()`: they keep the vocabulary, the tokenizer settings, `bs`, `seq_len`, `path` and the device, not the stores"
+        return type(self)(*[dl.new(dl.dataset.new_empty()) for dl in self.loaders], path=self.path, device=self.device,
+                          vocab=self._vocab, tokenizer=self.tokenizer if self._tok_given or _tok_kind(self.train.dataset) in ('hf', 'sentencepiece') else None)
 
     def __repr__(self):
         return (f"{type(self).__name__}: {len(self.loaders)} loaders, bs={self.train.bs}, seq_len={self.train.seq_len}, "
                 f"vocab of {len(self.vocab) if self.vocab is not None else 'unknown size'}; " +
-                ', '.join(f"{len(dl)} batches from {dl.dataset.path}" for dl in self.loaders))
+                ', '.join(f"{len(dl)} batches from {_store_name(dl.dataset)}" for dl in self.loaders))
 
     @classmethod
     def from_stores(cls, train, # Training `DiskLMDataset` (or its folder)
-                    valid, # Validation `DiskLMDataset` (or its folder), numericalized with the training vocabulary
+                    valid=None, # Validation `DiskLMDataset` (or its folder), numericalized with the training vocabulary; None: an empty validation loader
                     bs:int=64, # Streams per batch
                     seq_len:int=72, # Tokens per row
                     num_workers:int=0, # Worker processes of each loader
@@ -414,141 +574,52 @@ class DiskLMDataLoaders(DataLoaders):
                     seed:int=None, # Seed of the training loader's document orders
                     shuffle:bool=True, # Shuffle the training documents every epoch
                     val_bs:int=None, # Streams per validation batch (default `bs`)
-                    path=None, # Where `Learner` saves models (default: the training store's parent folder)
+                    path='.', # Where `Learner` saves models (`learn.path`), as in fastai: the working folder
                     **kwargs): # Passed to both `DiskLMDataLoader`s
         "Loaders over two committed stores: the training one shuffled by document every epoch, the validation one in order"
-        train,valid = _open_store(train),_open_store(valid)
-        if train.vocab is not None and valid.vocab is not None and train.vocab != valid.vocab:
-            raise ValueError(f"{valid.path} was numericalized with another vocabulary than {train.path}: rebuild it with "
-                             f"`vocab=` the training store's (`DiskLMDataset.from_texts(..., vocab=train.vocab)`)")
+        train = _open_store(train)
+        valid = train.new_empty() if valid is None else _open_store(valid)
         device = default_device() if device is None else device
+        _check_same_ids([train, valid])
         trn = DiskLMDataLoader(train, bs=bs, seq_len=seq_len, shuffle=shuffle, seed=seed, num_workers=num_workers, **kwargs)
         val = DiskLMDataLoader(valid, bs=ifnone(val_bs, bs), seq_len=seq_len, shuffle=False, num_workers=num_workers, **kwargs)
-        return cls(trn, val, path=ifnone(path, train.path.parent), device=device)
+        return cls(trn, val, path=path, device=device)
 
     @classmethod
-    def from_cache(cls, cache_dir, # Folder with `train` and `valid` stores
+    def from_cache(cls, cache_dir, # Folder with `train` and `valid` stores (no `valid`: an empty validation loader)
                    bs:int=64, seq_len:int=72, num_workers:int=0, device=None, # As in `from_stores`
-                   **kwargs): # Passed to `from_stores` (`seed`, `shuffle`, `val_bs`, ...)
+                   **kwargs): # Passed to `from_stores` (`seed`, `shuffle`, `val_bs`, `path`, ...)
         "Reopen the stores `cache_dir/'train'` and `cache_dir/'valid'` (no tokenizing: milliseconds)"
         cache_dir = Path(cache_dir)
-        return cls.from_stores(cache_dir/'train', cache_dir/'valid', bs=bs, seq_len=seq_len, num_workers=num_workers,
-                               device=device, path=kwargs.pop('path', cache_dir), **kwargs)
+        valid = cache_dir/'valid' if (cache_dir/'valid').exists() or not (cache_dir/'train').exists() else None
+        return cls.from_stores(cache_dir/'train', valid, bs=bs, seq_len=seq_len, num_workers=num_workers, device=device, **kwargs)
 
-# %% ../nbs/02_lm.ipynb #b5c33700
-def _build_kw(tok_tfm, rules, min_freq, max_vocab, n_workers, chunk_size, force_rebuild, progress, text_vocab=None):
-    kw = dict(tok=tok_tfm, rules=rules, min_freq=min_freq, max_vocab=max_vocab, n_workers=n_workers, force_rebuild=force_rebuild, progress=progress,
-              vocab=text_vocab)
-    if chunk_size is not None: kw['chunk_size'] = chunk_size
-    return kw
+# %% ../nbs/02_lm.ipynb #7c1d0e02
+def _input_embedding(model):
+    "The input embedding of `model`: Hugging Face's `get_input_embeddings()`, else its first `nn.Embedding` (fastai's AWD-LSTM and Transformer-XL)"
+    f = getattr(model, 'get_input_embeddings', None)
+    if callable(f):
+        try: return f()
+        except NotImplementedError: pass
+    return next((m for m in model.modules() if isinstance(m, nn.Embedding)), None)
 
-def _valid_kw(kw, train):
-    "Builder arguments for a validation store built apart: the training vocabulary, so ids mean the same in both"
-    return {**{k:v for k,v in kw.items() if k not in ('min_freq', 'max_vocab')}, 'vocab': train.vocab}
+class LMStoreCheck(Callback):
+    "Checks that the model's input embedding has a row for every token id of the `DiskLMDataLoaders` stores: when the `Learner` is created and before `fit`"
+    order = -50
+    def after_create(self):
+        if not isinstance(self.learn.dls, DiskLMDataLoaders): self.learn.remove_cb(self)   # other loaders: nothing to check
+        else: self.check()
+    def before_fit(self): self.check()
+    def check(self):
+        "Raise a `ValueError` when the embedding is too small for the stores' token ids"
+        n,emb = getattr(self.learn.dls, 'n_ids', None),_input_embedding(self.learn.model)
+        if n is None or emb is None or emb.num_embeddings >= n: return
+        raise ValueError(f"the model's input embedding has {emb.num_embeddings:,} rows but the stores use {n:,} token ids: training would stop at "
+                         "the first larger id with `IndexError: index out of range in self`. Make the model for this vocabulary "
+                         "(`language_model_learner(dls, ...)` sizes it from `len(dls.vocab)`; `get_language_model(arch, len(dls.vocab))`), "
+                         "or rebuild the stores with the model's tokenizer and vocabulary")
 
-def _tv(stores:dict)->tuple: return stores['train'],stores['valid']
-
-@patch(cls_method=True)
-def from_texts(cls:DiskLMDataLoaders, texts, # Training texts (list, Series, or any iterable when `valid_texts` is given)
-               cache_dir, # Folder for the `train` and `valid` stores
-               valid_texts=None, # Validation texts; None: a `valid_pct` random share of `texts`
-               valid_pct:float=0.2, # Share of `texts` for validation (fastai's `RandomSplitter`)
-               seed:int=None, # Seed of the split (None: 0, so that a second call reuses the stores) and of the shuffling
-               bs:int=64, seq_len:int=72, # Streams per batch, tokens per row
-               min_freq:int=3, max_vocab:int=60000, # fastai `make_vocab` settings for the training vocabulary
-               text_vocab=None, # A vocabulary (list of str) to numericalize with instead of making one, as in fastai's `TextDataLoaders`
-               tok_tfm=None, # fastai word tokenizer (e.g. `SpacyTokenizer`, `SentencePieceTokenizer`); None: spaCy
-               rules=None, # Text rules; None: fastai's `defaults.text_proc_rules`
-               n_workers:int=None, # Tokenizing processes (None: all cores)
-               num_workers:int=0, # DataLoader worker processes
-               device=None, # Device of the batches (None: `default_device()`)
-               chunk_size:int=None, # Texts per tokenizing chunk (None: the store's default)
-               force_rebuild:bool=False, # Rebuild the stores even if they match
-               progress:bool=True, # Progress bars while tokenizing
-               **kwargs): # Passed to `from_stores` (`shuffle`, `val_bs`, `path`, ...)
-    "Tokenize and numericalize `texts` once into `cache_dir/'train'` and `'valid'` stores with one vocabulary, as fastai makes it"
-    cache_dir = Path(cache_dir)
-    kw = _build_kw(tok_tfm, rules, min_freq, max_vocab, n_workers, chunk_size, force_rebuild, progress, text_vocab)
-    if isinstance(texts, (str, bytes)): raise TypeError("texts must be a list (or Series, or iterable) of str, not a single string")
-    if valid_texts is None:
-        if not hasattr(texts, '__len__'):
-            raise TypeError(f"texts is a {type(texts).__name__}: to split it, pass a list (or Series) of str, or pass valid_texts")
-        trn,val = _split_idxs(len(texts), valid_pct, ifnone(seed, 0))
-        train,valid = _tv(DiskLMDataset.from_texts(texts, cache_dir, splits={'train': trn, 'valid': val}, **kw))
-    elif hasattr(texts, '__len__') and hasattr(valid_texts, '__len__'):
-        n,sid = len(texts),fingerprint('texts+valid_texts', _source_fp(texts, 'texts'), _source_fp(valid_texts, 'valid_texts'))
-        train,valid = _tv(DiskLMDataset.from_texts(itertools.chain(texts, valid_texts), cache_dir, source_id=sid,
-                                                   splits={'train': range(n), 'valid': range(n, n+len(valid_texts))}, **kw))
-    else:  # a stream of unknown length: the vocabulary can only come from the training texts
-        train = DiskLMDataset.from_texts(texts, cache_dir/'train', **kw)
-        valid = DiskLMDataset.from_texts(valid_texts, cache_dir/'valid', **_valid_kw(kw, train))
-    return cls.from_stores(train, valid, bs=bs, seq_len=seq_len, num_workers=num_workers, device=device, seed=seed,
-                           path=kwargs.pop('path', cache_dir), **kwargs)
-
-@patch(cls_method=True)
-def from_df(cls:DiskLMDataLoaders, df, # DataFrame with a text column
-            cache_dir, # Folder for the `train` and `valid` stores
-            valid_pct:float=0.2, # Share of rows for validation (fastai's `RandomSplitter`), unless `valid_col`
-            seed:int=None, # Seed of the split (None: 0, so that a second call reuses the stores) and of the shuffling
-            text_col=0, # Text column (name or position) or list of them, as in `TextDataLoaders.from_df`
-            valid_col=None, # Boolean column marking validation rows (fastai's `ColSplitter`)
-            mark_fields:bool=None, # `xxfld` markers between columns (None: only with several columns)
-            bs:int=64, seq_len:int=72, min_freq:int=3, max_vocab:int=60000, text_vocab=None, tok_tfm=None, rules=None, # As in `from_texts`
-            n_workers:int=None, num_workers:int=0, device=None, chunk_size:int=None, force_rebuild:bool=False, progress:bool=True, # As in `from_texts`
-            **kwargs): # Passed to `from_stores`
-    "Like `TextDataLoaders.from_df(df, is_lm=True)`, through stores in `cache_dir` built once"
-    cache_dir = Path(cache_dir)
-    if valid_col is not None:
-        if valid_col not in df.columns: raise ValueError(f"valid_col={valid_col!r} is not a column of the DataFrame: {list(df.columns)[:20]}")
-        mask = df[valid_col].values.astype(bool)
-        trn,val = np.flatnonzero(~mask),np.flatnonzero(mask)
-    else: trn,val = _split_idxs(len(df), valid_pct, ifnone(seed, 0))
-    kw = _build_kw(tok_tfm, rules, min_freq, max_vocab, n_workers, chunk_size, force_rebuild, progress, text_vocab)
-    train,valid = _tv(DiskLMDataset.from_df(df, cache_dir, text_col=text_col, mark_fields=mark_fields, splits={'train': trn, 'valid': val}, **kw))
-    return cls.from_stores(train, valid, bs=bs, seq_len=seq_len, num_workers=num_workers, device=device, seed=seed,
-                           path=kwargs.pop('path', cache_dir), **kwargs)
-
-@patch(cls_method=True)
-def from_folder(cls:DiskLMDataLoaders, path, # Folder of text files
-                cache_dir=None, # Folder for the stores (default: `<path>_lm` beside `path`)
-                train:str='train', valid:str='valid', # Subfolders of training and validation files (when `valid_pct` is None)
-                valid_pct:float=None, # Split the files of `path` at random instead (fastai's `RandomSplitter`)
-                seed:int=None, # Seed of the split (None: 0) and of the shuffling
-                bs:int=64, seq_len:int=72, min_freq:int=3, max_vocab:int=60000, text_vocab=None, tok_tfm=None, rules=None, # As in `from_texts`
-                n_workers:int=None, num_workers:int=0, device=None, chunk_size:int=None, force_rebuild:bool=False, progress:bool=True, # As in `from_texts`
-                **kwargs): # Passed to `from_stores`
-    "Like `TextDataLoaders.from_folder(path, is_lm=True)`: one document per text file, through stores built once"
-    from fastai.data.transforms import get_text_files
-    path = Path(path)
-    cache_dir = Path(ifnone(cache_dir, path.parent/f'{path.name}_lm'))
-    kw = _build_kw(tok_tfm, rules, min_freq, max_vocab, n_workers, chunk_size, force_rebuild, progress, text_vocab)
-    if valid_pct is None:
-        for f in (train, valid):
-            if not (path/f).is_dir(): raise FileNotFoundError(f"{path/f} is not a folder: put the texts in {path/train} and {path/valid}, or pass valid_pct")
-        tf,vf = sorted(get_text_files(path/train)),sorted(get_text_files(path/valid))
-        files,splits = tf+vf,{'train': range(len(tf)), 'valid': range(len(tf), len(tf)+len(vf))}
-    else:
-        files = sorted(get_text_files(path))
-        ti,vi = _split_idxs(len(files), valid_pct, ifnone(seed, 0)) if files else ([],[])
-        splits = {'train': ti, 'valid': vi}
-    if not files: raise FileNotFoundError(f"no .txt files in {path}")
-    sid = fingerprint('files', [file_signature(f) for f in files])
-    trn,val = _tv(DiskLMDataset.from_texts(files, cache_dir, source_id=sid, splits=splits, **kw))
-    return cls.from_stores(trn, val, bs=bs, seq_len=seq_len, num_workers=num_workers, device=device, seed=seed,
-                           path=kwargs.pop('path', cache_dir), **kwargs)
-
-@patch(cls_method=True)
-def from_dsets(cls:DiskLMDataLoaders, dsets, # fastai `Datasets` of numericalized texts with a train and a valid split
-               cache_dir, # Folder for the `train` and `valid` stores
-               bs:int=64, seq_len:int=72, num_workers:int=0, device=None, seed:int=None, # As in `from_stores`
-               force_rebuild:bool=False, progress:bool=True, # Rebuild the stores; progress bars while storing
-               **kwargs): # Passed to `from_stores`
-    "Store splits 0 and 1 of a fastai `Datasets` (as the memory-efficient DataLoader notebook does) and load them"
-    cache_dir = Path(cache_dir)
-    train = DiskLMDataset.from_datasets(dsets, cache_dir/'train', split_idx=0, force_rebuild=force_rebuild, progress=progress)
-    valid = DiskLMDataset.from_datasets(dsets, cache_dir/'valid', split_idx=1, vocab=train.vocab, force_rebuild=force_rebuild, progress=progress)
-    return cls.from_stores(train, valid, bs=bs, seq_len=seq_len, num_workers=num_workers, device=device, seed=seed,
-                           path=kwargs.pop('path', cache_dir), **kwargs)
+if LMStoreCheck not in defaults.callbacks: defaults.callbacks.append(LMStoreCheck)
 
 # %% ../nbs/02_lm.ipynb #02f03069
 class DiskLMDataLoaderDataset(torch.utils.data.Dataset):
@@ -598,48 +669,12 @@ class MemoryEfficientLMDataLoader(DiskLMDataLoader):
 
     def show_batch(self, b=None, max_n:int=3, **kwargs): return super().show_batch(b=b, max_n=max_n, **kwargs)
 
-# %% ../nbs/02_lm.ipynb #463321ae
-def lm_demo(out, # Folder for the stores and the model
-            quick:bool=False, # A few articles only, for smoke tests
-            bs:int=32, seq_len:int=72, # Loader settings
-            epochs:int=1, # Epochs of training
-            progress:bool=False): # fastai progress bars
-    "Build LM stores from the shipped WikiText sample, reopen them, train a small AWD-LSTM with `RSSLogger`, and generate text"
-    # the model is not saved: `learn.save` pickles (torch.save), which this library does not write
-    import time
-    from fastai.text.learner import language_model_learner
-    from fastai.text.models.awdlstm import AWD_LSTM, awd_lstm_lm_config
-    from fastai.metrics import accuracy, Perplexity
-    import fastai.callback.schedule  # Learner.fit_one_cycle
-    from fastai_memstream.store import wikitext_df
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    df = wikitext_df(n_articles=8 if quick else None)
-    t0 = time.time()
-    dls = DiskLMDataLoaders.from_df(df, out/'lm_cache', valid_pct=0.25 if quick else 0.1, seed=42, bs=bs, seq_len=seq_len, progress=progress)
-    t_build = time.time()-t0
-    t0 = time.time()
-    dls = DiskLMDataLoaders.from_cache(out/'lm_cache', bs=bs, seq_len=seq_len, seed=42)
-    t_open = time.time()-t0
-    trn,val = dls.train.dataset,dls.valid.dataset
-    print(f"LM stores in {out/'lm_cache'}: train {trn.total_tokens:,} tokens in {trn.n_docs} articles, valid {val.total_tokens:,} tokens, "
-          f"vocab {len(dls.vocab):,} ({trn.dtype.name} on disk); built in {t_build:.1f}s, reopened in {t_open*1000:.0f} ms")
-    from fastai_memstream.callback import RSSLogger
-    cbs = [RSSLogger()]
-    cfg = dict(awd_lstm_lm_config, emb_sz=32, n_hid=64, n_layers=1) if quick else dict(awd_lstm_lm_config, emb_sz=64, n_hid=128, n_layers=2)
-    learn = language_model_learner(dls, AWD_LSTM, config=cfg, pretrained=False, metrics=[accuracy, Perplexity()], cbs=cbs, path=out)
-    t0 = time.time()
-    if progress: learn.fit_one_cycle(epochs, 1e-2)
-    else:
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, 1e-2)
-    t_fit = time.time()-t0
-    names = learn.recorder.metric_names[1:-1]
-    res = dict(zip(names, [float(v) for v in learn.recorder.values[-1]]))
-    print(f"trained a small AWD-LSTM for {epochs} epoch(s) of {len(dls.train)} batches (bs={bs}, seq_len={seq_len}) in {t_fit:.1f}s: " +
-          ', '.join(f"{k} {v:.1f} MB" if k.endswith('_mb') else f"{k} {v:.3f}" for k,v in res.items()))
-    if cbs:
-        h = cbs[0].history
-        print("memory per epoch (MB; anon = heap, file = memory-mapped tokens and libraries):\n" +
-              h[[c for c in ('epoch', 'rss_mb', 'anon_mb', 'file_mb', 'peak_anon_mb', 'delta_anon_mb') if c in h]].round(1).to_string(index=False))
-    sample = learn.predict("the storm", n_words=20, no_bar=True)
-    print(f"generated: {sample}")
-    return dict(out=str(out), build_s=t_build, open_s=t_open, fit_s=t_fit, sample=sample, **res)
+# %% ../nbs/02_lm.ipynb #5cad1a69
+# The text factories (`from_df`, `from_texts`, `from_csv`, `from_folder`, `from_dsets`) and `lm_demo` live in
+# `fastai_memstream.lm_text`. Importing it here patches the factories onto `DiskLMDataLoaders` whichever module is imported
+# first, and keeps the old import paths (`fastai_memstream.lm.lm_demo`).
+from . import lm_text as _lm_text
+
+def __getattr__(name): # names that moved to `fastai_memstream.lm_text`
+    if not name.startswith('__') and hasattr(_lm_text, name): return getattr(_lm_text, name)
+    raise AttributeError(f"module 'fastai_memstream.lm' has no attribute {name!r}")
