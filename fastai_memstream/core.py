@@ -87,14 +87,20 @@ def ragged_ranges(starts, # Start of each range (any integer array-like)
     return np.arange(ends[-1], dtype=np.int64) + np.repeat(starts - (ends - lens), lens)
 
 # %% ../nbs/00_core.ipynb #670fe0ce
+def _libc_prctl():
+    "libc's `prctl`, resolved when this module is imported: a forked worker must not `dlopen` (another thread of the parent may have held the loader's lock at the fork, and the child would wait for it forever)"
+    if not sys.platform.startswith('linux'): return None
+    try:
+        import ctypes
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError): return None
+_PRCTL = _libc_prctl()
+
 def die_with_parent(parent_pid:int=None, # The parent's pid, recorded when the pool is made; None: the current parent
                    ):
     "In a worker process: get `SIGKILL` when the parent dies (Linux `PR_SET_PDEATHSIG`), and exit now if it is already gone"
     if parent_pid is None: parent_pid = os.getppid()
-    if sys.platform.startswith('linux'):
-        import ctypes, signal
-        try: ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)   # 1 = PR_SET_PDEATHSIG
-        except (OSError, AttributeError): pass
+    if _PRCTL is not None: _PRCTL(1, 9, 0, 0, 0)   # PR_SET_PDEATHSIG (1), SIGKILL (9): no import, no dlopen in the child
     if os.getppid() != parent_pid: os._exit(1)   # the parent died before the request took effect
 
 # %% ../nbs/00_core.ipynb #faf38839
