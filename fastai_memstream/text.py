@@ -16,7 +16,7 @@ from fastprogress.fastprogress import progress_bar
 from .core import *
 from .core import _reusable, _check_overwritable, _is_int, _old_params, _warn_replaced, _check_entry
 from .store import *
-from .store import _FIX, _TokenWriter, _as_ids, _build_store, _check_legacy, _check_vocab, _commit, _copy_docs, _source_fp
+from .store import _FIX, _TokenWriter, _as_ids, _build_store, _check_legacy, _check_vocab, _commit, _copy_docs, _source_fp, _dist_ctx, _share, _doc_groups, RankFailedError
 
 # %% auto #0
 __all__ = ['register_tokenizer_rule', 'make_tokenizer', 'wikitext_df']
@@ -149,7 +149,9 @@ def _tokenizer_parts(spec)->tuple:
     "`(tokenizer class, its keyword arguments, rules, sep)` from a recorded tokenizer, checked field by field; nothing is run"
     from fastai.text.core import SpacyTokenizer, BaseTokenizer, SentencePieceTokenizer
     def bad(field, v, what): return CacheFormatError(f"the manifest's tokenizer.{field} is {v!r:.100}, {what}; {_FIX}.")
-    if isinstance(spec, dict) and spec.get('kind') == 'hf': return None, _hf_spec(spec), [], None
+    if isinstance(spec, dict) and spec.get('kind') == 'hf':
+        from fastai_memstream.subword import _hf_spec
+        return None, _hf_spec(spec), [], None
     if not isinstance(spec, dict) or not isinstance(spec.get('tok'), dict): raise bad('tok', spec, 'not an object')
     t = spec['tok']
     cls = _lookup(t.get('cls'), 'the tokenizer class')
@@ -234,6 +236,7 @@ def make_tokenizer(spec:dict, # A store's manifest, its `params`, or `params['to
     cls,kw,recorded,sep = _tokenizer_parts(spec)   # every name checked before anything is built
     if _is_sp_cls(cls):
         if path is None: raise ValueError("this store was tokenized with SentencePiece: pass `path=` (the store's folder) to load its model, or use `DiskLMDataset(path).tokenizer()`")
+        from fastai_memstream.subword import _tok_files
         fn = _tok_files(path, spec)['spm.model']
         kw = dict(kw, sp_model=fn, cache_dir=fn.parent)   # the store's copy: nothing is trained, nothing written
     return Tokenizer(cls(**kw), rules=recorded if rules is None else list(rules), sep=sep)
@@ -248,6 +251,10 @@ def tokenizer(self:DiskLMDataset, rules=None):
     return make_tokenizer(self.meta['params'], rules=rules, path=self.path)
 
 # %% ../nbs/01a_text.ipynb #0f92c705
+def _is_hf(tok)->bool:
+    "True for a Hugging Face tokenizer: a `transformers` tokenizer or a `tokenizers.Tokenizer`"
+    return not isinstance(tok, type) and any(c.__module__.split('.')[0] in ('transformers', 'tokenizers') for c in type(tok).__mro__)
+
 _w_tfm = None
 
 def _w_init(tok, rules, post_rules, parent_pid:int=None):
@@ -268,10 +275,10 @@ def _w_tokenize(items, encoding='utf-8'):
 
 _CHUNK_CHARS = 1<<20
 
-def _text_chunks(items, chunk_size:int, what:str='text', fix:str=''):
+def _text_chunks(items, chunk_size:int, what:str='text', fix:str='', i0:int=0):
     "Lists of at most `chunk_size` texts (and about `_CHUNK_CHARS` characters), checking each is a `str` (or a `Path`)"
     buf,nch = [],0
-    for i,o in enumerate(items):
+    for i,o in enumerate(items, i0):
         if isinstance(o, str): nch += len(o)
         elif isinstance(o, Path): nch += o.stat().st_size
         else: raise TypeError(f"{what} {i} is a {type(o).__name__} ({o!r:.60}), not a str. {fix or 'Convert it, or leave it out.'}")
@@ -314,6 +321,19 @@ def _check_splits(splits, n_items:int|None, what:str='text')->dict:
         res[name] = a
     return res
 
+def _store_splits(cls, whole, cache_dir:Path, fp:str, fps:dict, splits:dict, skipped, what:str, progress:bool)->dict:
+    "Store the documents of each split of the corpus store `whole` (rows `skipped` were empty) in `cache_dir/name`"
+    skipped = np.sort(np.asarray(skipped, dtype=np.int64))
+    n_rows,res = whole.n_docs + len(skipped),{}
+    for n,ix in splits.items():
+        if ix.size and ix.max() >= n_rows: raise IndexError(f"splits[{n!r}] holds {what} {ix.max()}, but there were {n_rows} {what}s")
+        keep = ix[~np.isin(ix, skipped)]
+        docs = keep - np.searchsorted(skipped, keep)
+        params = dict(builder=whole.meta['params']['builder'], split=n, corpus_fingerprint=fp, corpus_counts=whole.meta['counts'],
+                      empty_rows_in_split=int(len(ix) - len(keep)))
+        res[n] = _copy_docs(whole, docs, cache_dir/n, fps[n], params, force_rebuild=True, progress=progress)
+    return res
+
 def _build_splits(cls, cache_dir, fp:str, build, info:dict, splits:dict, what:str, force_rebuild:bool, progress:bool)->dict:
     "Tokenize the whole corpus once into a scratch store (one vocabulary, counted over every split), then store each split in `cache_dir/name`"
     cache_dir = Path(cache_dir)
@@ -337,17 +357,7 @@ def _build_splits(cls, cache_dir, fp:str, build, info:dict, splits:dict, what:st
         tmp.mkdir(parents=True)
         try:
             build(tmp)
-            whole = cls(tmp, verify=False)   # written just now, by this process
-            skipped = np.sort(np.asarray(info.get('skipped', []), dtype=np.int64))
-            n_rows = whole.n_docs + len(skipped)
-            res = {}
-            for n,ix in splits.items():
-                if ix.size and ix.max() >= n_rows: raise IndexError(f"splits[{n!r}] holds {what} {ix.max()}, but there were {n_rows} {what}s")
-                keep = ix[~np.isin(ix, skipped)]
-                docs = keep - np.searchsorted(skipped, keep)
-                params = dict(builder=whole.meta['params']['builder'], split=n, corpus_fingerprint=fp, corpus_counts=whole.meta['counts'],
-                              empty_rows_in_split=int(len(ix) - len(keep)))
-                res[n] = _copy_docs(whole, docs, cache_dir/n, fps[n], params, force_rebuild=True, progress=progress)
+            res = _store_splits(cls, cls(tmp, verify=False), cache_dir, fp, fps, splits, info.get('skipped', []), what, progress)   # written just now, by this process
         except Exception as e:
             if (err := write_error(e, cache_dir, tmp, kept=False)) is not None: raise err from e
             raise
@@ -355,184 +365,136 @@ def _build_splits(cls, cache_dir, fp:str, build, info:dict, splits:dict, what:st
     for n,r in res.items(): _warn_replaced(cache_dir/n, old[n], r.meta['params'], ignore=('corpus_fingerprint', 'corpus_counts', 'empty_rows_in_split'))
     return res
 
-# %% ../nbs/01a_text.ipynb #9495f0ef
-_HF_SPECIALS = ('bos_token', 'eos_token', 'unk_token', 'sep_token', 'pad_token', 'cls_token', 'mask_token')
-_HF_EOT = ('<|endoftext|>', '</s>', '<eos>', '[SEP]')   # end-of-text tokens looked for in a bare `tokenizers.Tokenizer`
+# %% ../nbs/01a_text.ipynb #a13txd01
+class _Counts:
+    "Distinct tokens in order of first appearance and their counts; with a vocabulary (`o2i`), the unknown tokens instead"
+    def __init__(self, o2i=None): self.o2i,self.tok2id,self.counts,self.n_unk = o2i,{},np.zeros(1024, np.int64),0
+    def add(self, uniq, ids)->np.ndarray:
+        "The ids of a tokenized chunk: ranks in `tok2id` (counted), or vocabulary ids (unknown tokens counted, then 0)"
+        if self.o2i is None:
+            m = np.fromiter((self.tok2id.setdefault(t, len(self.tok2id)) for t in uniq), np.int64, len(uniq))
+            if len(self.tok2id) > len(self.counts): self.counts = np.concatenate([self.counts, np.zeros(max(len(self.tok2id), 2*len(self.counts)) - len(self.counts), np.int64)])
+            self.counts[m] += np.bincount(ids, minlength=len(uniq))
+        else:
+            m = np.fromiter((self.o2i.get(t, -1) for t in uniq), np.int64, len(uniq))
+            self.n_unk += int(np.bincount(ids, minlength=len(uniq))[m < 0].sum())
+            m[m < 0] = 0
+        return m[ids]
+    def counter(self)->Counter: return Counter(dict(zip(self.tok2id, self.counts[:len(self.tok2id)].tolist())))
 
-def _is_hf(tok)->bool:
-    "True for a Hugging Face tokenizer: a `transformers` tokenizer or a `tokenizers.Tokenizer`"
-    return not isinstance(tok, type) and any(c.__module__.split('.')[0] in ('transformers', 'tokenizers') for c in type(tok).__mro__)
+def _vocab_lut(toks, voc)->np.ndarray:
+    "Vocabulary id of each of `toks` (0, `xxunk`, for those left out)"
+    v2i = {t:i for i,t in enumerate(voc) if t != 'xxfake'}
+    return np.fromiter((v2i.get(t, 0) for t in toks), best_dtype(len(voc)), len(toks))
 
-def _hf_parts(tok)->tuple:
-    "`(tokenizers.Tokenizer copy without truncation or padding, special tokens, separator token, vocab size)` of a fast tokenizer; `TypeError` for a slow one"
-    from tokenizers import Tokenizer
-    if isinstance(tok, Tokenizer):
-        bt,n = tok,tok.get_vocab_size(with_added_tokens=True)
-        eot = next((t for t in _HF_EOT if tok.token_to_id(t) is not None), None)
-        sp = {k: None for k in _HF_SPECIALS} | ({'sep_token' if eot == '[SEP]' else 'eos_token': eot} if eot else {})
-    else:
-        from transformers import PreTrainedTokenizerFast
-        if not isinstance(tok, PreTrainedTokenizerFast):
-            fast = type(tok).__name__.replace('Legacy', '').replace('Slow', '')
-            raise TypeError(f"{type(tok).__name__} is a slow (Python) tokenizer; stores are encoded by a fast (Rust) one. Load the fast class "
-                            f"(`{fast}` / `PreTrainedTokenizerFast`) with `AutoTokenizer.from_pretrained(..., use_fast=True)`, or pass a `tokenizers.Tokenizer`")
-        bt,n = tok.backend_tokenizer,len(tok)
-        sp = {k: None if (v := getattr(tok, k, None)) is None else str(v) for k in _HF_SPECIALS}
-    bt = Tokenizer.from_str(bt.to_str())
-    bt.no_truncation(); bt.no_padding()   # a tokenizer.json may pad or cut every text (BERT's pads to 128): store whole documents
-    n = max(n, max(bt.get_vocab(with_added_tokens=True).values(), default=-1) + 1)
-    if n > 2**32: raise ValueError(f"{type(tok).__name__} has {n:,} token ids, more than uint32 holds (4,294,967,296): stores keep ids as uint16/uint32")
-    return bt, sp, sp['eos_token'] or sp['sep_token'], n
+class _RankChunks:
+    "This rank's texts in chunks: a contiguous share (shard = rank) of a list, tuple, Series or map-style HF dataset, else blocks of `shard_docs` texts dealt round-robin (every rank iterates all); `tags` gets `(shard, index of the first text)` per chunk"
+    def __init__(self, items, ctx, chunk_size:int, shard_docs:int, what:str='text', fix:str=''):
+        self.items,(self.rank,self.world),self.cs,self.sd,self.what,self.fix = items,ctx,chunk_size,shard_docs,what,fix
+        self.indexed,self.tags,self.n,self.skipped = hasattr(items, 'share') or isinstance(items, (list, tuple)) or hasattr(items, 'iloc'),deque(),0,[]
+        self.layout = ('range', self.world) if self.indexed else ('blocks', self.world, shard_docs)
+    def __iter__(self):
+        if self.indexed:
+            self.n = len(self.items)
+            if hasattr(self.items, 'share'): i0,its = self.items.share(self.rank, self.world)   # HF `split_dataset_by_node`
+            else:
+                r = _share(self.n, self.rank, self.world); i0 = r.start
+                its = self.items.iloc[r.start:r.stop] if hasattr(self.items, 'iloc') else self.items[r.start:r.stop]
+            yield from self._chunks(self.rank, i0, its); return
+        def counted():
+            for i,o in enumerate(self.items): self.n = i+1; yield i,o
+        for j,grp in itertools.groupby(counted(), key=lambda p: p[0] // self.sd):
+            if j % self.world == self.rank: yield from self._chunks(j, j*self.sd, (o for _,o in grp))
+    def _chunks(self, k, i0, its):
+        for c in _text_chunks(its, self.cs, self.what, self.fix, i0=i0):
+            self.tags.append((k, i0)); i0 += len(c)
+            yield c
+    def tag(self, lens)->tuple:
+        "`(shard, first index)` of the chunk whose result came back (results come in order); records its empty texts"
+        k,i0 = self.tags.popleft()
+        self.skipped += (np.flatnonzero(np.asarray(lens) == 0) + i0).tolist()
+        return k,i0
+    @property
+    def n_shards(self)->int: return self.world if self.indexed else max(1, -(-self.n // self.sd))
+    def empty_shards(self)->list:
+        "Shards of this rank that got no text: the rank's share of a short list, or shard 0 of an empty iterable"
+        return [self.rank] if self.indexed else [0] if self.n == 0 and self.rank == 0 else []
 
-_hf_w = None
+def _gather(obj)->list:
+    "`obj` of every rank, in rank order (torch.distributed `all_gather_object`)"
+    import torch.distributed as dist
+    got = [None]*dist.get_world_size(); dist.all_gather_object(got, obj)
+    return got
 
-def _hf_init(tok_json:str, parent_pid:int=None):
-    "Build this process's tokenizer from its JSON once (a pool initializer); with `parent_pid`, die with that parent"
-    global _hf_w
-    if parent_pid is not None: die_with_parent(parent_pid)
-    from tokenizers import Tokenizer
-    _hf_w = Tokenizer.from_str(tok_json)
+def _gather_checked(obj:dict, err, what:str)->list:
+    "`_gather` carrying this rank's error too: every rank raises (its own error, or `RankFailedError` naming the rank that failed) instead of waiting for it"
+    got = _gather({**obj, 'error': None if err is None else f"{type(err).__name__}: {err}"})
+    if err is not None: raise err
+    if bad := [(q, g['error']) for q,g in enumerate(got) if g['error']]: raise RankFailedError(f"rank {bad[0][0]} failed while {what}: {bad[0][1]}")
+    return got
 
-def _hf_encode(items, sep_id:int|None, n_special:int, encoding:str='utf-8', bt=None)->tuple:
-    "Encode a chunk of texts (or files) in one Rust batch: `(ids, lengths)`, the separator appended where missing, length 0 for texts of special tokens only"
-    bt = _hf_w if bt is None else bt
-    texts = [o.read_text(encoding=encoding) if isinstance(o, Path) else o for o in items]
-    enc = getattr(bt, 'encode_batch_fast', bt.encode_batch)   # `_fast`: no character offsets (tokenizers >= 0.20)
-    ids = [e.ids for e in enc(texts, add_special_tokens=True)]
-    lens = np.fromiter(map(len, ids), np.int64, len(ids))
-    flat = np.fromiter(itertools.chain.from_iterable(ids), np.int64, int(lens.sum()))
-    empty = lens <= n_special   # only what the post-processor adds ([CLS] [SEP]): nothing of the text
-    if empty.any(): flat,lens = flat[np.repeat(~empty, lens)],np.where(empty, 0, lens)
-    if sep_id is not None and len(flat):
-        ends = np.cumsum(lens)[~empty] - 1
-        need = flat[ends] != sep_id
-        flat = np.insert(flat, ends[need] + 1, sep_id)
-        lens[np.flatnonzero(~empty)[need]] += 1
-    return flat.astype(np.uint32), lens   # ids < 2**32 (checked): a quarter of the bytes back from a worker
+def _pass1(sw, k:int)->_TokenWriter:
+    "A writer of this rank's ids (ranks of first appearance, uint32) for shard `k`, before the vocabulary is agreed"
+    t = f'{k:05d}.bin.tmp-{os.getpid()}'
+    return _TokenWriter(sw.folder, None, fname=f'.pass1-{t}', oname=f'.pass1o-{t}', dtype=np.uint32)
 
-def _save_tok_file(tmp:Path, name:str, data)->dict:
-    "Write `data` (str or bytes) to `tmp/tokenizer/name`; its manifest entry"
-    fn = tmp/'tokenizer'/name
-    fn.parent.mkdir(exist_ok=True)
-    fn.write_bytes(data.encode('utf-8') if isinstance(data, str) else data)
-    return {**file_entry(fn), 'file': f'tokenizer/{name}'}
-
-def _build_hf_tok(cls, tok, items, cache_dir, src_fp:str, n_items:int|None, builder:str, vocab=None, rules=None, n_workers:int=None,
-                  chunk_size:int=1000, force_rebuild:bool=False, progress:bool=True, encoding:str='utf-8', what:str='text', fix:str='',
-                  extra_params=None, splits=None, min_freq=None, max_vocab=None):
-    "The text builders with a Hugging Face fast tokenizer: batches of texts encoded by the Rust tokenizer in `n_workers` processes, ids written as they come"
-    from fastai.text.core import defaults
-    from fastcore.parallel import parallelable
-    bt,sp,sep,n = _hf_parts(tok)
-    if rules is not None: raise ValueError("rules= are fastai's text rules for word tokenizers; a Hugging Face tokenizer normalizes text itself: leave rules=None")
-    inv = {i:t for t,i in bt.get_vocab(with_added_tokens=True).items()}
-    voc = [inv.get(i, f'<unused:{i}>') for i in range(n)]
-    if vocab is not None and list(vocab) != voc:
-        raise ValueError(f"vocab= differs from the vocabulary of {type(tok).__name__} ({len(vocab):,} against {n:,} tokens): with a Hugging Face "
-                         "tokenizer the vocabulary is the tokenizer's; leave vocab=None")
-    if splits is not None: splits = _check_splits(splits, n_items, what)
-    n_workers = defaults.cpus if n_workers is None else n_workers
-    if not parallelable('n_workers', n_workers): n_workers = 0
-    if n_items is not None and n_workers > 0: chunk_size = max(1, min(chunk_size, -(-n_items // (2*n_workers))))
-    tj = bt.to_str()
-    sep_id = None if sep is None else bt.token_to_id(sep)
-    fp = fingerprint(builder, LM_VERSION, src_fp, 'hf', tj, sp, sep)
-    tspec = dict(kind='hf', cls=_qualname(type(tok)), special_tokens=sp, sep_token=sep, sep_id=sep_id, add_special_tokens=True,
-                 content_fp=fingerprint('hf-tokenizer', tj, sp))
-    info = {}
-    def build(tmp):
-        t0 = time.time()
-        args = (sep_id, bt.num_special_tokens_to_add(False), encoding)
-        chunks = _text_chunks(items, chunk_size, what, fix)
-        res = (_hf_encode(c, *args, bt=bt) for c in chunks) if n_workers == 0 else _pool_map(chunks, n_workers, (tj,), *args, init=_hf_init, fn=_hf_encode)
-        if progress: res = progress_bar(res, total=-(-n_items // chunk_size) if n_items else 'noinfer', leave=False)
-        w,n_texts = _TokenWriter(tmp, n),0
-        try:
-            for ids,lens in res: w.add_many(ids, lens, n_texts); n_texts += len(lens)
-            arrays = w.close()
-        except BaseException: w.abort(); raise
-        e = _save_tok_file(tmp, 'tokenizer.json', tj)
-        params = dict(builder=builder, tokenizer={**tspec, 'files': {'tokenizer.json': e}},
-                      vocab_given=vocab is not None, n_workers=n_workers, chunk_size=chunk_size, **(extra_params or {}))
-        _commit(tmp, fp, w, voc, n, counts=dict(n_texts=n_texts), params=params, arrays=arrays, files={'tokenizer/tokenizer.json': e})
-        info['skipped'] = w.skipped
-        logger.info(f"encoded {n_texts:,} {what}s into {w.n_tokens:,} tokens in {time.time()-t0:.1f}s")
-    if splits is None: return _build_store(cls, cache_dir, fp, build, force_rebuild)
-    return _build_splits(cls, cache_dir, fp, build, info, splits, what, force_rebuild, progress)
-
-# %% ../nbs/01a_text.ipynb #5192ff4a
-def _tok_files(path:Path, spec:dict)->dict:
-    "`{name: path}` of the tokenizer files a store's manifest lists, each checked: `tokenizer/<name>`, a regular file of the recorded size and checksum"
-    files,path = spec.get('files'),Path(path)
-    if not isinstance(files, dict) or not files:
-        raise CacheFormatError(f"{path}: the manifest's params.tokenizer.files is {files!r:.100}, not the tokenizer's files; {_FIX}.")
-    for k,e in files.items():
-        _check_entry(path/MANIFEST, f'params.tokenizer.files.{k}', e, False, _FIX)
-        if e['file'] != f'tokenizer/{k}': raise CacheFormatError(f"{path}: params.tokenizer.files.{k}.file is {e['file']!r}, not 'tokenizer/{k}'; {_FIX}.")
-    verify_files(path, {'files': files}, checksums=True, fix=_FIX)
-    return {k: path/e['file'] for k,e in files.items()}
-
-def _hf_spec(spec)->dict:
-    "The recorded Hugging Face tokenizer settings, checked field by field: special tokens str or None, separator id int or None"
-    def bad(field, v, what): return CacheFormatError(f"the manifest's tokenizer.{field} is {v!r:.100}, {what}; {_FIX}.")
-    sp = spec.get('special_tokens')
-    if not isinstance(sp, dict) or set(sp) - set(_HF_SPECIALS) or not all(v is None or isinstance(v, str) for v in sp.values()):
-        raise bad('special_tokens', sp, f"not a map of {list(_HF_SPECIALS)} to str or null")
-    if not (spec.get('sep_id') is None or _is_int(spec['sep_id']) and spec['sep_id'] >= 0): raise bad('sep_id', spec.get('sep_id'), 'not a token id')
-    if not (spec.get('sep_token') is None or isinstance(spec['sep_token'], str)): raise bad('sep_token', spec.get('sep_token'), 'not a str')
-    return spec
-
-@patch
-def hf_tokenizer(self:DiskLMDataset, raw:bool=False, # Return the `tokenizers.Tokenizer` instead of a `transformers.PreTrainedTokenizerFast`
-                ):
-    "The Hugging Face fast tokenizer this store was encoded with, loaded from the store's own checksummed `tokenizer.json` (nothing else is read or run)"
-    spec = self.meta['params'].get('tokenizer')
-    if not isinstance(spec, dict) or spec.get('kind') != 'hf':
-        raise ValueError(f"{self.path} was not encoded with a Hugging Face tokenizer: use `tokenizer()` for its fastai tokenizer")
-    sp = _hf_spec(spec)['special_tokens']
-    fn = _tok_files(self.path, spec)['tokenizer.json']
+def _rewrite_shard(sw, k:int, p1, lut):
+    "Write shard `k` from the closed pass-1 writer `p1` through `lut` into the agreed vocabulary"
+    oname = p1.fname.replace('.pass1-', '.pass1o-')
+    o = np.fromfile(sw.folder/oname, dtype=np.int64)
+    w = sw.open(k)
     try:
-        from tokenizers import Tokenizer
-        bt = Tokenizer.from_file(str(fn))
-        if raw: return bt
-        from transformers import PreTrainedTokenizerFast
-        return PreTrainedTokenizerFast(tokenizer_object=bt, **{k:v for k,v in sp.items() if v is not None})
-    except Exception as e: raise CacheFormatError(f"{fn} is not a tokenizer file the `tokenizers` library reads ({e}); {_FIX}.") from e
+        with open(sw.folder/p1.fname, 'rb') as f:
+            for a,b in _doc_groups(np.diff(o), 1<<20): w.add_many(lut[np.fromfile(f, dtype=np.uint32, count=int(o[b]-o[a]))], np.diff(o[a:b+1]), 0)
+    except BaseException: w.abort(); raise
+    w.n_empty,w.skipped = p1.n_empty,p1.skipped
+    sw.close(k, w)
+    for fn in (p1.fname, oname): (sw.folder/fn).unlink(missing_ok=True)
 
-@patch(as_prop=True)
-def doc_sep_id(self:DiskLMDataset)->int|None:
-    "The id ending every document of a store encoded by a Hugging Face tokenizer (its eos token, else its sep token), None if none"
-    spec = self.meta['params'].get('tokenizer')
-    return _hf_spec(spec).get('sep_id') if isinstance(spec, dict) and spec.get('kind') == 'hf' else None
+def _dist_splits(cls, cache_dir, fp:str, sharded, info:dict, splits:dict, what:str, force_rebuild:bool, progress:bool, ctx)->dict:
+    "`splits=` under torch.distributed: every rank builds its shards of the corpus store (`sharded(folder)`), rank 0 stores the splits, every rank opens them"
+    cache_dir,fps = Path(cache_dir),{n: fingerprint('split', LM_VERSION, fp, n, ix) for n,ix in splits.items()}
+    ok = not force_rebuild and all(_reusable(cache_dir/n, LM_FORMAT, (LM_VERSION,), f) for n,f in fps.items())
+    if not (reuse := all(_gather(ok))):
+        for n in splits:
+            if not force_rebuild: _check_legacy(cache_dir/n)
+            _check_overwritable(cache_dir/n, LM_FORMAT, force_rebuild)
+        whole,err = sharded(cache_dir/'.corpus', True),None   # a scratch store: its rows skipped are known only when built now
+        try:
+            if ctx[0] == 0: _store_splits(cls, whole, cache_dir, fp, fps, splits, info['skipped'], what, progress)
+        except Exception as e: err = e
+        _gather_checked({}, err, f"storing the splits of {cache_dir}")
+        if ctx[0] == 0: shutil.rmtree(whole.path, ignore_errors=True)   # a scratch store, as in one process
+    res = {n: cls(cache_dir/n) for n in splits}
+    for r in res.values(): r.built = not reuse
+    return res
+
 
 # %% ../nbs/01a_text.ipynb #d3f2a3e5
-def _sp_in_store(tok, tmp:Path, items, rules, encoding:str='utf-8')->tuple:
-    "A copy of SentencePiece tokenizer `tok` whose model is the store's `tokenizer/spm.model`, trained there on `items` after `rules` (as fastai) if `tok` has none; and its files entry"
-    import copy
-    d = tmp/'tokenizer'; d.mkdir(exist_ok=True)
-    t = copy.copy(tok); t.cache_dir = d
-    if t.tok is None: t.setup([o.read_text(encoding=encoding) if isinstance(o, Path) else o for o in items], rules)
-    else: (d/'spm.model').write_bytes(t.tok.serialized_model_proto())
-    (d/'spm.vocab').unlink(missing_ok=True)
-    t.sp_model = d/'spm.model'
-    return t, {'spm.model': {**file_entry(d/'spm.model'), 'file': 'tokenizer/spm.model'}}
-
 def _build_from_texts(cls, items, cache_dir, src_fp:str, n_items:int|None, builder:str, vocab=None, min_freq:int=3,
                       max_vocab:int=60000, tok=None, rules=None, n_workers:int=None, chunk_size:int=1000,
-                      force_rebuild:bool=False, progress:bool=True, encoding:str='utf-8', what:str='text', fix:str='', extra_params=None, splits=None):
-    "Shared body of the text builders: tokenize `items` (str or Path) in chunks and processes, count, numericalize, commit"
+                      force_rebuild:bool=False, progress:bool=True, encoding:str='utf-8', what:str='text', fix:str='', extra_params=None, splits=None,
+                      distributed:bool=None, timeout:float=None, shard_docs:int=1<<16):
+    "Shared body of the text builders: tokenize `items` (str or Path) in chunks and processes, count, numericalize, commit; under torch.distributed, each rank its share"
     from fastai.text.core import WordTokenizer, defaults
     from fastai.text.data import make_vocab
     from fastcore.parallel import parallelable
     if isinstance(tok, type): tok = tok()
+    ctx = _dist_ctx(distributed)
+    if ctx is not None and (not _is_int(shard_docs) or shard_docs < 1): raise ValueError(f"shard_docs must be a positive integer, got {shard_docs!r}")
+    dkw = dict(ctx=ctx, timeout=timeout, shard_docs=shard_docs)
     if _is_hf(tok):
+        from fastai_memstream.subword import _build_hf_tok
         return _build_hf_tok(cls, tok, items, cache_dir, src_fp, n_items, builder, vocab=vocab, rules=rules, n_workers=n_workers, chunk_size=chunk_size,
-                             force_rebuild=force_rebuild, progress=progress, encoding=encoding, what=what, fix=fix, extra_params=extra_params, splits=splits)
+                             force_rebuild=force_rebuild, progress=progress, encoding=encoding, what=what, fix=fix, extra_params=extra_params, splits=splits, **dkw)
     vocab,vocab_size = _check_vocab(vocab)
     if splits is not None: splits = _check_splits(splits, n_items, what)
     sp = _is_sp(tok)
     if getattr(tok, 'tok', True) is None and hasattr(tok, 'setup') and not sp:
         raise ValueError(f"{type(tok).__name__} must be trained before it can tokenize in chunks: pass one made with its model")
+    if sp and tok.tok is None and ctx is not None:
+        raise ValueError("an untrained SentencePieceTokenizer trains on every text, which no rank has under torch.distributed: train it first "
+                         "(`tok.setup(texts)`, or pass `sp_model=`), or build with distributed=False")
     if sp and tok.tok is None: items = list(items)   # SentencePiece trains on every text first (as fastai's `parallel_tokenize`), then tokenizes them
     rules = list(defaults.text_proc_rules if rules is None else rules)
     post_rules = list(defaults.text_postproc_rules)
@@ -545,57 +507,100 @@ def _build_from_texts(cls, items, cache_dir, src_fp:str, n_items:int|None, build
                      None if vocab is not None else (min_freq, max_vocab))
     tspec = _tokenizer_spec(tdesc if tok is None else tok, rules, post_rules)
     if sp: tspec = {'kind': 'sentencepiece', **tspec}
+    o2i = None if vocab is None else {t:i for i,t in enumerate(vocab) if t != 'xxfake'}
+    def params(): return dict(builder=builder, tokenizer=tspec, min_freq=min_freq, max_vocab=max_vocab, special_toks=special_toks,
+                              vocab_given=vocab is not None, n_workers=n_workers, chunk_size=chunk_size, **(extra_params or {}))
+    def tokenized(tk, chunks, n_chunks, show=progress):
+        if n_workers == 0:
+            _w_init(tk, rules, post_rules)
+            res = map(functools.partial(_w_tokenize, encoding=encoding), chunks)
+        else: res = _pool_map(chunks, n_workers, (tk, rules, post_rules), encoding)
+        return progress_bar(res, total=n_chunks or 'noinfer', leave=False) if show else res
+    def vocab_of(cnt:Counter):
+        voc = make_vocab(cnt, min_freq=min_freq, max_vocab=max_vocab, special_toks=special_toks)
+        known = set(voc) - {'xxfake'}
+        return voc, sum(c for t,c in cnt.items() if t not in known)
 
     info = {}
     def build(tmp):
         t0 = time.time()
         tk = WordTokenizer() if tok is None else tok   # built here, once: forked workers inherit it
-        if sp: tk,tspec['files'] = _sp_in_store(tk, tmp, items, rules, encoding)
-        chunks = _text_chunks(items, chunk_size, what, fix)
-        if n_workers == 0:
-            _w_init(tk, rules, post_rules)
-            res = map(functools.partial(_w_tokenize, encoding=encoding), chunks)
-        else: res = _pool_map(chunks, n_workers, (tk, rules, post_rules), encoding)
-        if progress: res = progress_bar(res, total=-(-n_items // chunk_size) if n_items else 'noinfer', leave=False)
-        o2i = None if vocab is None else {t:i for i,t in enumerate(vocab) if t != 'xxfake'}
-        tok2id,counts,n_texts,n_unk = {},np.zeros(1024, np.int64),0,0
+        if sp:
+            from fastai_memstream.subword import _sp_in_store
+            tk,tspec['files'] = _sp_in_store(tk, tmp, items, rules, encoding)
+        res = tokenized(tk, _text_chunks(items, chunk_size, what, fix), -(-n_items // chunk_size) if n_items else None)
+        c,n_texts = _Counts(o2i),0
         w = _TokenWriter(tmp, vocab_size, fname='.pass1_ids.bin' if vocab is None else 'tokens.bin', dtype=np.uint32 if vocab is None else None)
         try:
-            for uniq,ids,lens in res:
-                if o2i is None:
-                    m = np.fromiter((tok2id.setdefault(t, len(tok2id)) for t in uniq), np.int64, len(uniq))
-                    if len(tok2id) > len(counts): counts = np.concatenate([counts, np.zeros(max(len(tok2id), 2*len(counts)) - len(counts), np.int64)])
-                    counts[m] += np.bincount(ids, minlength=len(uniq))
-                else:
-                    m = np.fromiter((o2i.get(t, -1) for t in uniq), np.int64, len(uniq))
-                    n_unk += int(np.bincount(ids, minlength=len(uniq))[m < 0].sum())
-                    m[m < 0] = 0
-                w.add_many(m[ids], lens, n_texts)
-                n_texts += len(lens)
+            for uniq,ids,lens in res: w.add_many(c.add(uniq, ids), lens, n_texts); n_texts += len(lens)
             arrays = w.close()
         except BaseException: w.abort(); raise
         counts_ = dict(n_texts=n_texts)
         if vocab is None:
-            cnt = counts[:len(tok2id)]
-            voc = make_vocab(Counter(dict(zip(tok2id, cnt.tolist()))), min_freq=min_freq, max_vocab=max_vocab, special_toks=special_toks)
-            v2i = {t:i for i,t in enumerate(voc) if t != 'xxfake'}
-            lut = np.fromiter((v2i.get(t, 0) for t in tok2id), best_dtype(len(voc)), len(tok2id))
-            known = np.fromiter((t in v2i for t in tok2id), bool, len(tok2id))
-            n_unk = int(cnt[~known].sum())
+            voc,n_unk = vocab_of(c.counter())
+            lut = _vocab_lut(c.tok2id, voc)
             tw = ArrayWriter(tmp/'tokens.bin', lut.dtype)
             p1 = tmp/'.pass1_ids.bin'
             with open(p1, 'rb') as f:   # plain reads, not a memory map: the process's RSS stays flat
                 while len(a := np.fromfile(f, dtype=np.uint32, count=1<<20)): tw.write(lut[a])
             arrays['tokens'] = tw.close()
             p1.unlink()
-            counts_['distinct_tokens'] = len(tok2id)
-        else: voc = vocab
+            counts_['distinct_tokens'] = len(c.tok2id)
+        else: voc,n_unk = vocab,c.n_unk
         counts_['unk_tokens'] = n_unk
-        params = dict(builder=builder, tokenizer=tspec, min_freq=min_freq, max_vocab=max_vocab, special_toks=special_toks,
-                      vocab_given=vocab is not None, n_workers=n_workers, chunk_size=chunk_size, **(extra_params or {}))
-        _commit(tmp, fp, w, voc, len(voc), counts=counts_, params=params, arrays=arrays, files={f'tokenizer/{k}': e for k,e in tspec.get('files', {}).items()})
+        _commit(tmp, fp, w, voc, len(voc), counts=counts_, params=params(), arrays=arrays, files={f'tokenizer/{k}': e for k,e in tspec.get('files', {}).items()})
         info['skipped'] = w.skipped
         logger.info(f"tokenized {n_texts:,} {what}s into {w.n_tokens:,} tokens in {time.time()-t0:.1f}s")
+
+    def write(sw):   # one rank of a distributed build: tokenize and count its share, agree on the vocabulary, write its shards
+        rc,st,err = _RankChunks(items, ctx, chunk_size, shard_docs, what, fix),{},None
+        tk = WordTokenizer() if tok is None else tok
+        if sp and sw.rank == 0:
+            from fastai_memstream.subword import _sp_in_store
+            tspec['files'] = _sp_in_store(tk, sw.folder, [], rules, encoding)[1]
+        def shard(k):
+            if k not in st: st[k] = [(_pass1(sw, k) if vocab is None else sw.open(k)) if sw.want(k) else None, _Counts(o2i), 0]
+            return st[k]
+        try:
+            for uniq,ids,lens in tokenized(tk, rc, None, sw.progress):
+                k,i0 = rc.tag(lens); s = shard(k)
+                m = s[1].add(uniq, ids); s[2] += len(lens)
+                if s[0] is not None: s[0].add_many(m, lens, i0)
+            for k in rc.empty_shards(): shard(k)
+            for s in st.values():
+                if s[0] is not None and vocab is None: s[0].close()
+        except Exception as e:   # the other ranks learn it at the gather below (rather than wait there for this rank)
+            for s in st.values():
+                if s[0] is not None: s[0].abort()
+            err = e
+        got = _gather_checked({} if err else dict(n=rc.n_shards, skipped=rc.skipped, shards={k: (list(s[1].tok2id), s[1].counts[:len(s[1].tok2id)].tolist(), s[1].n_unk, s[2]) for k,s in st.items()}),
+                              err, f"tokenizing its {what}s")
+        shards = dict(sorted((k,v) for g in got for k,v in g['shards'].items()))   # in document order: first appearances as one process counts them
+        info['skipped'] = sorted(i for g in got for i in g['skipped'])
+        counts_ = dict(n_texts=sum(v[3] for v in shards.values()))
+        if vocab is None:
+            cnt = Counter()
+            for toks,cs,_,_ in shards.values(): cnt.update(dict(zip(toks, cs)))
+            voc,n_unk = vocab_of(cnt)
+            counts_['distinct_tokens'] = len(cnt)
+            sw.vocab_size,sw.dtype = len(voc),None
+            for k,s in st.items():
+                if s[0] is not None: _rewrite_shard(sw, k, s[0], _vocab_lut(s[1].tok2id, voc))
+        else:
+            voc,n_unk = vocab,sum(v[2] for v in shards.values())
+            for k,s in st.items():
+                if s[0] is not None: sw.close(k, s[0])
+        counts_['unk_tokens'] = n_unk
+        sw.vocab,sw.counts,sw.params = voc,counts_,params()
+        sw.files = {f'tokenizer/{k}': e for k,e in tspec.get('files', {}).items()}
+        return got[0]['n']
+
+    if ctx is not None:
+        from fastai_memstream.distrib import _sharded_build
+        layout = _RankChunks(items, ctx, 1, shard_docs).layout
+        sharded = lambda d, force: _sharded_build(cls, d, fp, write, layout, ctx, vocab, vocab_size, force_rebuild=force, timeout=timeout, progress=progress)
+        if splits is None: return sharded(cache_dir, force_rebuild)
+        return _dist_splits(cls, cache_dir, fp, sharded, info, splits, what, force_rebuild, progress, ctx)
     if splits is None: return _build_store(cls, cache_dir, fp, build, force_rebuild)
     return _build_splits(cls, cache_dir, fp, build, info, splits, what, force_rebuild, progress)
 
@@ -614,12 +619,16 @@ def from_texts(cls:DiskLMDataset, texts, # Iterable of str: a list, a pandas Ser
                progress:bool=True, # Show a progress bar over chunks
                source_id:str=None, # Names the corpus in the fingerprint instead of hashing the texts (use with generators)
                splits:dict=None, # `{name: text indices}`: tokenize every text once (one vocabulary over all of them, as fastai counts it), store each split in `cache_dir/name`, return `{name: DiskLMDataset}`
+               distributed:bool=None, # None: in an initialized torch.distributed group every rank tokenizes its share and writes its shard; False: build here alone
+               timeout:float=None, # Seconds a rank may show no sign of life before the others fail (default 300, `FASTAI_MEMSTREAM_DIST_TIMEOUT`)
+               shard_docs:int=1<<16, # Texts per shard when `texts` is not a list or Series, under torch.distributed (dealt round-robin to the ranks)
               )->DiskLMDataset:
     "Build (or reuse) a store from raw texts through fastai's tokenizer, rules and `make_vocab`, streaming, in several processes"
     if isinstance(texts, (str, bytes)): raise TypeError("texts must be an iterable of str, got a single string; wrap it in a list")
     return _build_from_texts(cls, texts, cache_dir, _source_fp(texts, 'texts', source_id), len(texts) if hasattr(texts, '__len__') else None,
                              'from_texts', vocab=vocab, min_freq=min_freq, max_vocab=max_vocab, tok=tok, rules=rules, n_workers=n_workers,
-                             chunk_size=chunk_size, force_rebuild=force_rebuild, progress=progress, splits=splits)
+                             chunk_size=chunk_size, force_rebuild=force_rebuild, progress=progress, splits=splits,
+                             distributed=distributed, timeout=timeout, shard_docs=shard_docs)
 
 # %% ../nbs/01a_text.ipynb #e6513a2b
 @patch(cls_method=True)
@@ -692,33 +701,12 @@ def from_folder(cls:DiskLMDataset, path, # Folder of text files
     return _build_from_texts(cls, files, cache_dir, src, len(files), 'from_folder', encoding=encoding, what='file',
                              extra_params=dict(path=str(path), extensions=list(extensions), n_files=len(files)), **kwargs)
 
-# %% ../nbs/01a_text.ipynb #7ef4fda5
-@patch(cls_method=True)
-@delegates(DiskLMDataset.from_texts, but=['texts'])
-def from_hf(cls:DiskLMDataset, ds, # `datasets.Dataset` (map-style) or `datasets.IterableDataset` (streaming)
-            cache_dir, # Folder of the store
-            text_col:str='text', # Column holding the text
-            **kwargs)->DiskLMDataset:
-    "Build (or reuse) a store from the text column of a Hugging Face dataset, one document per row, streaming in batches"
-    import datasets
-    if isinstance(ds, (datasets.DatasetDict, datasets.IterableDatasetDict)):
-        raise TypeError(f"ds is a {type(ds).__name__}: pass one split, e.g. ds[{next(iter(ds), 'train')!r}] (splits: {list(ds)})")
-    if not isinstance(ds, (datasets.Dataset, datasets.IterableDataset)):
-        raise TypeError(f"ds must be a datasets.Dataset or IterableDataset, got {type(ds).__name__}; for lists use `from_texts`")
-    cols = ds.column_names
-    if cols is not None and text_col not in cols: raise ValueError(f"text_col={text_col!r} is not a column of the dataset: {cols}")
-    sid = kwargs.pop('source_id', None)
-    fix = f"Filter those rows out first, e.g. `ds.filter(lambda x: isinstance(x[{text_col!r}], str))`."
-    if isinstance(ds, datasets.Dataset):
-        n = len(ds)
-        src = fingerprint('hf', ds._fingerprint, text_col) if sid is None else fingerprint('source_id', sid)
-        items = (t for b in ds.select_columns([text_col]).iter(batch_size=1000) for t in b[text_col])
-    else:
-        n = None
-        if sid is None:
-            warnings.warn("a streaming (Iterable) dataset has no fingerprint: this store will be rebuilt on every call. "
-                          "Pass `source_id=` naming the data to reuse it.", stacklevel=2)
-            src = 'random-' + os.urandom(12).hex()
-        else: src = fingerprint('source_id', sid)
-        items = (ex[text_col] for ex in ds)
-    return _build_from_texts(cls, items, cache_dir, src, n, 'from_hf', what='row', fix=fix, extra_params=dict(text_col=text_col), **kwargs)
+# %% ../nbs/01a_text.ipynb #t01bfwd1
+# The subword tokenizers (Hugging Face fast tokenizers, SentencePiece) live in `fastai_memstream.subword`. Importing it here
+# patches `hf_tokenizer` and `doc_sep_id` onto `DiskLMDataset` whichever module is imported first, and keeps the old import
+# paths (`fastai_memstream.text._build_hf_tok`).
+from . import subword as _subword
+
+def __getattr__(name): # names that moved to `fastai_memstream.subword`
+    if not name.startswith('__') and hasattr(_subword, name): return getattr(_subword, name)
+    raise AttributeError(f"module 'fastai_memstream.text' has no attribute {name!r}")

@@ -120,3 +120,13 @@ def test_sp_untrained_trains_into_store(wiki, tmp_path, monkeypatch):
     assert 'spm.model' in s.meta['params']['tokenizer']['files']
     fa = TextDataLoaders.from_df(wiki, text_col='text', is_lm=True, valid_pct=0, tok_tfm=SentencePieceTokenizer(vocab_sz=600, cache_dir=tmp_path/'fa'), bs=4, seq_len=16)
     assert s.vocab == list(fa.vocab)
+
+@pytest.mark.parametrize('first', ['fastai_memstream.subword', 'fastai_memstream.text', 'fastai_memstream.store', 'fastai_memstream.all'])
+def test_subword_module_import_order(first):
+    "The subword code lives in `fastai_memstream.subword`; whichever module is imported first, the old names and the patched methods are there"
+    import subprocess, sys
+    code = (f"import {first}; import fastai_memstream.text as t, fastai_memstream.store as s, fastai_memstream.subword as w; "
+            "assert t._build_hf_tok is w._build_hf_tok and s._hf_spec is w._hf_spec and t._is_hf is w._is_hf; "
+            "assert s.DiskLMDataset.hf_tokenizer and s.DiskLMDataset.doc_sep_id and t.make_tokenizer")
+    p = subprocess.run([sys.executable, '-W', 'ignore', '-c', code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-3000:]
