@@ -12,9 +12,8 @@ written a chunk at a time by `DiskLMDataset.from_token_docs` from a generator. E
 - epoch: one shuffled epoch of `DiskLMDataLoader(bs=64, seq_len=72)`: batches/s, and the growth of anonymous memory (heap, tensors;
   /proc/self/status RssAnon) from after the open to the end; file-backed resident memory (the page cache mapped by the process) apart.
 The sharded comparison builds the same documents as one file and as 2 shards (what 2 ranks write) and times a full shuffled epoch
-of each, 3 epochs per process, 3 processes each, alternating (the best is compared); it reads the sharded store through `ShardedTokens` (the one-line `_tokens` change in lm.py, applied here
-by a subclass if lm.py does not have it yet), and, as 'two, joint', through a possible lm.py change that gathers from
-`ShardedTokens.joint` with the shards' gaps folded into the epoch's stream map (`JointDL` below). Stores are deleted at the end unless --keep.
+of each, 3 epochs per process, 3 processes each, alternating (the best is compared); `DiskLMDataLoader` gathers a sharded store's
+batches from `ShardedTokens.joint`, the shards' gaps folded into the epoch's stream map. Stores are deleted at the end unless --keep.
 """
 import argparse, json, os, shutil, sys, time
 from pathlib import Path
@@ -50,34 +49,9 @@ def build(path, n_tokens):
     return dict(build_s=time.perf_counter() - t0, peak_rss_mb=ps.peak['rss_mb'], peak_anon_mb=ps.peak['anon_mb'], n_docs=ds.n_docs,
                 tokens=ds.total_tokens, disk_mb=dir_bytes(path)/2**20, dtype=ds.dtype.name)
 
-def _loader_cls(joint:bool=False):
-    import numpy as np
-    from fastai_memstream.lm import DiskLMDataLoader, _stream_map, _epoch_perm
-    class DL(DiskLMDataLoader):   # lm.py's `_tokens` with the ShardedTokens case (a no-op for one-file stores and where lm.py has it)
-        def _tokens(self):
-            if 'tok' not in self._cache: d = self.dataset.data; self._cache['tok'] = d if hasattr(d, 'parts') else np.asarray(d)
-            return self._cache['tok']
-    class JointDL(DiskLMDataLoader):
-        "A possible lm.py change: gather from `ShardedTokens.joint`, the shards' gaps folded into the epoch's stream map (no per-token work)"
-        def _sharded(self): return getattr(self.dataset.data, 'joint', None) is not None
-        def _tokens(self):
-            if 'tok' not in self._cache:
-                d = self.dataset.data; self._cache['tok'] = d.joint if self._sharded() else np.asarray(d)
-            return self._cache['tok']
-        def _smap(self):
-            if not self._sharded(): return super()._smap()
-            key = (self.seed, self._state.epoch, self.shuffle)
-            if self._cache.get('smap_key') != key:
-                n,o = self.dataset.n_docs,np.asarray(self.dataset.doc_offsets)
-                perm = _epoch_perm(self.seed, self._state.epoch, n) if self.shuffle else np.arange(n)
-                cum,delta = _stream_map(o, perm)
-                self._cache['smap'],self._cache['smap_key'] = (cum, delta + self.dataset.data.shift(o[:-1][perm])),key
-            return self._cache['smap']
-    return JointDL if joint else DL
-
-def epoch(path, bs=64, seq_len=72, epochs=1, joint=False):
+def epoch(path, bs=64, seq_len=72, epochs=1):
     from fastai_memstream.store import DiskLMDataset
-    DL = _loader_cls(joint)   # imports torch and fastai before the first reading
+    from fastai_memstream.lm import DiskLMDataLoader as DL   # imports torch and fastai before the first reading
     m0 = proc_mem(smaps=False)
     t0 = time.perf_counter(); ds = DiskLMDataset(path); open_s = time.perf_counter() - t0
     m1 = proc_mem(smaps=False)
@@ -116,7 +90,7 @@ def main():
     a = p.parse_args()
     if a.phase:   # a fresh process for one phase
         ph, path, *rest = a.phase
-        res = dict(build=lambda: build(path, int(rest[0])), epoch=lambda: epoch(path, epochs=int(rest[0]) if rest else 1, joint=len(rest) > 1), pair=lambda: shard_pair(path, int(rest[0])))[ph]()
+        res = dict(build=lambda: build(path, int(rest[0])), epoch=lambda: epoch(path, epochs=int(rest[0]) if rest else 1), pair=lambda: shard_pair(path, int(rest[0])))[ph]()
         print(json.dumps(res)); return
     sizes = [] if a.sizes == 'none' else [parse_n(s) for s in (a.sizes or ('1M' if a.quick else '100M,1B')).split(',')]
     sh = parse_n(a.shard_tokens or ('1M' if a.quick else '20M'))
@@ -142,9 +116,9 @@ def main():
     if sh:
         pair = root/f'pair-{sh}'
         run_fresh(__file__, '--phase', 'pair', pair, sh)
-        res,kinds = {'one': [], 'two': [], 'two, joint': []},{'one': ('one',), 'two': ('two',), 'two, joint': ('two', 'joint')}
+        res = {'one': [], 'two': []}
         for _ in range(1 if a.quick else 3):
-            for k,(f,*j) in kinds.items(): res[k].append(run_fresh(__file__, '--phase', 'epoch', pair/f, 3, *j))
+            for k in res: res[k].append(run_fresh(__file__, '--phase', 'epoch', pair/k, 3))
         best = {k: max(v, key=lambda r: r['batches_s']) for k,v in res.items()}
         rows2 = [dict(store=k, shards=best[k]['shards'], batches=best[k]['batches'], runs=', '.join(f"{r['batches_s']:,.0f}" for r in res[k]),
                       batches_s=best[k]['batches_s'], anon=best[k]['anon_growth_mb'], ratio=best[k]['batches_s']/best['one']['batches_s']) for k in res]

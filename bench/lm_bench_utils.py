@@ -5,17 +5,29 @@ import numpy as np
 
 DEFAULT_CACHE = Path(os.environ.get('FASTAI_MEMSTREAM_BENCH', '/tmp/fastai_memstream_bench'))
 
-def synth_store(n_tokens:int, cache=DEFAULT_CACHE, seed:int=0):
-    "A store of about `n_tokens` Zipf-distributed ids (vocab 60,000) in documents of log-normal length (median ~245 tokens), built once"
-    from fastai_memstream.store import DiskLMDataset
+def synth_docs(n_tokens:int, seed:int=0):
+    "About `n_tokens` Zipf-distributed ids (vocab 60,000) in documents of log-normal length (median ~245 tokens), a document at a time"
     rng = np.random.default_rng(seed)
     lens = rng.lognormal(5.5, 1.0, size=n_tokens//100 + 10).astype(np.int64) + 1
     lens = lens[np.cumsum(lens) <= n_tokens]
-    def docs():
-        r = np.random.default_rng(seed + 1)
-        for n in lens: yield (r.zipf(1.3, size=int(n)) % 60000).astype(np.uint16)
-    return DiskLMDataset.from_token_docs(docs(), Path(cache)/f'synth-{n_tokens}-{seed}', vocab_size=60000, progress=False,
+    r = np.random.default_rng(seed + 1)
+    for n in lens: yield (r.zipf(1.3, size=int(n)) % 60000).astype(np.uint16)
+
+def synth_store(n_tokens:int, cache=DEFAULT_CACHE, seed:int=0):
+    "A store of `synth_docs(n_tokens, seed)`, built once"
+    from fastai_memstream.store import DiskLMDataset
+    return DiskLMDataset.from_token_docs(synth_docs(n_tokens, seed), Path(cache)/f'synth-{n_tokens}-{seed}', vocab_size=60000, progress=False,
                                          source_id=f'synth-{n_tokens}-{seed}-v1')
+
+def synth_sharded(n_tokens:int, n_shards:int=2, cache=DEFAULT_CACHE, seed:int=0):
+    "The documents of `synth_store(n_tokens, seed)` as the `n_shards` shards that as many torch.distributed ranks write (built in this process), built once"
+    from fastai_memstream.store import DiskLMDataset
+    from fastai_memstream.distrib import _sharded_here
+    path = Path(cache)/f'synth-{n_tokens}-{seed}-{n_shards}shards'
+    if (path/'manifest.json').exists():
+        ds = DiskLMDataset(path)
+        if ds.n_shards == n_shards and ds.meta['fingerprint'] == synth_store(n_tokens, cache, seed).meta['fingerprint']: return ds   # same documents
+    return _sharded_here(list(synth_docs(n_tokens, seed)), path, n_shards, vocab_size=60000, source_id=f'synth-{n_tokens}-{seed}-v1')
 
 def proc_mem(pid='self', smaps:bool=True)->dict:
     "RSS, anonymous, file-backed and shared-memory resident memory (MB) from /proc/<pid>/status, private dirty pages from smaps_rollup"

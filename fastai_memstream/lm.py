@@ -208,17 +208,32 @@ class DiskLMDataLoader(TfmdDL):
         n = self.dataset.n_docs
         return _epoch_perm(self.seed, self.epoch, n) if self.shuffle else np.arange(n)
 
+    def _joint(self)->bool:
+        "True when the tokens are gathered from a sharded store's `ShardedTokens.joint`, the gaps between its shards folded into the stream map"
+        if 'joint' not in self._cache:
+            d,o = self.dataset.data,self.dataset.doc_offsets
+            s = np.asarray(getattr(d, 'starts', ()), dtype=np.int64)
+            self._cache['joint'] = getattr(d, 'joint', None) is not None and bool((o[np.searchsorted(o, s)] == s).all())   # no document spans two shards
+        return self._cache['joint']
+
     def _smap(self):
-        "Stream-to-file map of the current epoch (None when unshuffled), computed once per epoch and process"
-        if not self.shuffle: return None
-        key = (self.seed, self._state.epoch)
+        "Stream-to-file map of the current epoch, computed once per epoch and process (None for a one-file store read in order)"
+        joint = self._joint()
+        if not (self.shuffle or joint): return None
+        key = (self.seed, self._state.epoch, bool(self.shuffle))
         if self._cache.get('smap_key') != key:
-            perm = _epoch_perm(self.seed, self._state.epoch, self.dataset.n_docs)
-            self._cache['smap'],self._cache['smap_key'] = _stream_map(self.dataset.doc_offsets, perm),key
+            d,o = self.dataset.data,np.asarray(self.dataset.doc_offsets)
+            if not self.shuffle: cum = np.asarray(d.starts, dtype=np.int64); smap = cum,d.shift(cum[:-1])   # in order: one piece per shard
+            else:
+                perm = _epoch_perm(self.seed, self._state.epoch, self.dataset.n_docs)
+                smap = cum,delta = _stream_map(o, perm)
+                if joint: smap = cum,delta + d.shift(o[:-1][perm])   # each document's shard gap, added once per document
+            self._cache['smap'],self._cache['smap_key'] = smap,key
         return self._cache['smap']
 
     def _tokens(self)->np.ndarray:
-        if 'tok' not in self._cache: d = self.dataset.data; self._cache['tok'] = d if hasattr(d, 'parts') else np.asarray(d)   # a sharded store's `ShardedTokens` gathers without reading every token
+        if 'tok' not in self._cache:   # a sharded store: its shards side by side in one mapping, else `ShardedTokens` (it shifts every index: slower)
+            d = self.dataset.data; self._cache['tok'] = d.joint if self._joint() else d if hasattr(d, 'parts') else np.asarray(d)
         return self._cache['tok']
 
     def __getstate__(self):
