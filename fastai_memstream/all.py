@@ -2,6 +2,7 @@
 from .core import *
 from .store import *
 from .text import *
+from .subword import *
 from .lm import *
 from .lm_text import *
 from .memory import *
