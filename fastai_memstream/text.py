@@ -6,7 +6,7 @@ Docs: https://fastai-memstream.github.io/fastai_memstream/text.html.md"""
 
 # %% ../nbs/01a_text.ipynb #c526702e
 from __future__ import annotations
-import os, re, json, time, uuid, shutil, warnings, inspect, itertools, functools, operator
+import os, re, sys, json, time, uuid, shutil, warnings, inspect, itertools, functools, operator
 from pathlib import Path
 from collections import Counter, deque
 import numpy as np
@@ -288,14 +288,24 @@ def _text_chunks(items, chunk_size:int, what:str='text', fix:str='', i0:int=0):
             buf,nch = [],0
     if buf: yield buf
 
+def _importable(f):
+    """The library's own `f`, which a process pool can send to its workers by name. nbdev runs a notebook's export cells outside
+    any module, and `@patch` makes the builders they define the class's for the rest of the process: their helpers can't be sent"""
+    import importlib
+    if getattr(sys.modules.get(f.__module__), f.__name__, None) is f: return f
+    for m in ('fastai_memstream.text', 'fastai_memstream.subword'):
+        if (g := getattr(importlib.import_module(m), f.__name__, None)) is not None: return g
+    return f
+
 def _pool_map(chunks, n_workers:int, initargs, *args, init=None, fn=None):
     "`fn(chunk, *args)` (default: tokenize) for `chunks` in a pool of `n_workers` processes made by `init(*initargs)`, at most two chunks a worker in flight, yielding results in order"
     from concurrent.futures import ProcessPoolExecutor
-    ex = ProcessPoolExecutor(n_workers, initializer=init or _w_init, initargs=(*initargs, os.getpid()))   # workers die with this process
+    init,fn = _importable(init or _w_init),_importable(fn or _w_tokenize)   # both from one module: `fn` reads what `init` set
+    ex = ProcessPoolExecutor(n_workers, initializer=init, initargs=(*initargs, os.getpid()))   # workers die with this process
     q = deque()
     try:
         for c in chunks:
-            q.append(ex.submit(fn or _w_tokenize, c, *args))
+            q.append(ex.submit(fn, c, *args))
             if len(q) >= 2*n_workers: yield q.popleft().result()
         while q: yield q.popleft().result()
     finally: ex.shutdown(wait=True, cancel_futures=True)
